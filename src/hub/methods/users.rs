@@ -1,0 +1,6 @@
+//! placeholder
+use crate::hub::Method;
+
+pub fn methods() -> Vec<Method> {
+    vec![]
+}

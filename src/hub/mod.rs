@@ -1,0 +1,120 @@
+//! The hub: Koji's XML-RPC API over the store, sessions, and the HTTP server that carries it.
+
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod dispatch;
+pub mod files;
+pub mod methods;
+pub mod server;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::store::{Store, StoreError};
+use crate::xmlrpc::{Fault, Value};
+
+pub use auth::Auth;
+pub use config::Config;
+pub use dispatch::{Ctx, Kind, Method};
+
+/// Everything a request handler needs, shared by all requests.
+pub struct Hub {
+    pub store: Store,
+    pub config: Config,
+    pub registry: Registry,
+}
+
+impl Hub {
+    pub fn new(config: Config) -> Result<Hub, StoreError> {
+        let store = Store::open(&config.data_dir)?;
+        Ok(Hub {
+            store,
+            config,
+            registry: Registry::new(methods::all()),
+        })
+    }
+
+    /// Koji's topdir (`/mnt/koji` on a real hub): served under `/kojifiles/`.
+    pub fn topdir(&self) -> PathBuf {
+        self.config.data_dir.join("topdir")
+    }
+}
+
+/// The callable methods by name, in registration order for `system.listMethods`.
+pub struct Registry {
+    by_name: HashMap<&'static str, usize>,
+    methods: Vec<Method>,
+}
+
+impl Registry {
+    pub fn new(methods: Vec<Method>) -> Registry {
+        let by_name = methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.sig.name, i))
+            .collect();
+        Registry { by_name, methods }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Method> {
+        self.by_name.get(name).map(|&i| &self.methods[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Method> {
+        self.methods.iter()
+    }
+}
+
+impl From<StoreError> for Fault {
+    fn from(e: StoreError) -> Fault {
+        match e {
+            StoreError::Conflict(m) | StoreError::NotFound(m) => Fault::generic(m),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Fault::internal(other)
+            }
+        }
+    }
+}
+
+/// Converts a JSON document stored in a record (e.g. `extra`) to an XML-RPC value.
+pub fn json_to_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::String(s.clone()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
+        serde_json::Value::Object(o) => Value::Struct(
+            o.iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// The inverse of [`json_to_value`], for storing caller-supplied `extra` data.
+pub fn value_to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Double(d) => serde_json::Number::from_f64(*d)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::String(s) | Value::DateTime(s) => serde_json::Value::String(s.clone()),
+        Value::Base64(b) => {
+            use base64::Engine as _;
+            serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(value_to_json).collect()),
+        Value::Struct(s) => serde_json::Value::Object(
+            s.iter()
+                .map(|(k, v)| (k.to_string(), value_to_json(v)))
+                .collect(),
+        ),
+    }
+}

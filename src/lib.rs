@@ -1,0 +1,4 @@
+//! containerbuild: a Koji-compatible hub and container builder in one binary.
+pub mod hub;
+pub mod store;
+pub mod xmlrpc;

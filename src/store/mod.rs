@@ -1,0 +1,207 @@
+//! The hub's records in one SQLite database.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) serialises every change in a
+//! `BEGIN IMMEDIATE` transaction; a small pool of read connections serves queries concurrently
+//! thanks to WAL. Callers run these on blocking threads, never on the async runtime.
+//! This layer returns plain [`Record`]s and typed rows; it knows nothing about XML-RPC.
+
+pub mod query;
+pub mod records;
+pub mod schema;
+pub mod sessions;
+pub mod tasks;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+/// File name of the database inside `--data-dir`.
+pub const DB_FILE: &str = "containerbuild.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database schema version {found} is newer than this program ({supported})")]
+    TooNew { found: i64, supported: i64 },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A column value as SQLite returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// One result row: column aliases (Koji's field names) and values, in select order.
+pub type Record = Vec<(String, Field)>;
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction; it commits only when `f` returns `Ok`.
+    pub fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read-only connection from the pool.
+    pub fn read<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(StoreError::from)?;
+                configure(&c).map_err(StoreError::from)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+/// Runs a query and returns every row as a [`Record`] named by the select aliases.
+pub fn query_records(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Record>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let names: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut rec = Vec::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            use rusqlite::types::ValueRef;
+            let f = match row.get_ref(i)? {
+                ValueRef::Null => Field::Null,
+                ValueRef::Integer(v) => Field::Int(v),
+                ValueRef::Real(v) => Field::Real(v),
+                ValueRef::Text(t) => Field::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Field::Text(String::from_utf8_lossy(b).into_owned()),
+            };
+            rec.push((n.clone(), f));
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// Like [`query_records`] for owned, dynamically built parameter lists.
+pub fn query_records_dyn(
+    conn: &Connection,
+    sql: &str,
+    params: &[rusqlite::types::Value],
+) -> Result<Vec<Record>> {
+    let refs: Vec<&dyn rusqlite::ToSql> =
+        params.iter().map(|p| p as &dyn rusqlite::ToSql).collect();
+    query_records(conn, sql, &refs)
+}
+
+/// Seconds since the epoch, as Koji's `*_ts` fields carry them.
+pub fn now_ts() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Records a new event (Koji's versioning clock) and returns its id.
+pub fn new_event(tx: &Connection) -> Result<i64> {
+    tx.execute("INSERT INTO events (ts) VALUES (?1)", [now_ts()])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The newest event, `(id, ts)`.
+pub fn last_event(conn: &Connection, before: Option<f64>) -> Result<Option<(i64, f64)>> {
+    let r = match before {
+        Some(b) => conn.query_row(
+            "SELECT id, ts FROM events WHERE ts < ?1 ORDER BY id DESC LIMIT 1",
+            [b],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ),
+        None => conn.query_row(
+            "SELECT id, ts FROM events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ),
+    };
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
