@@ -39,6 +39,15 @@ impl Hub {
     pub fn topdir(&self) -> PathBuf {
         self.config.data_dir.join("topdir")
     }
+
+    /// A task's output directory, `<topdir>/work/tasks/<id % 10000>/<id>` as Koji lays it out.
+    pub fn task_dir(&self, task_id: i64) -> PathBuf {
+        self.topdir()
+            .join("work")
+            .join("tasks")
+            .join((task_id % 10000).to_string())
+            .join(task_id.to_string())
+    }
 }
 
 /// The callable methods by name, in registration order for `system.listMethods`.

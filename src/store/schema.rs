@@ -268,7 +268,8 @@ INSERT INTO permissions (name, description) VALUES
     ('tag', 'Manage packages in tags: add, block, remove, and clone tags.'),
     ('target', 'Add, edit, and remove targets.'),
     ('win-admin', 'The default hub policy rule for "vm" requires this permission to trigger Windows builds.'),
-    ('win-import', 'Import win archives.');
+    ('win-import', 'Import win archives.'),
+    ('draft-promoter', 'The permission required in the default "draft_promotion" hub policy rule to promote draft build.');
 INSERT INTO btypes (id, name) VALUES (1, 'rpm'), (2, 'maven'), (3, 'win'), (4, 'image');
 INSERT INTO archive_types (id, name, description, extensions, compression_type) VALUES
     (1, 'tar', 'Tar files', 'tar tar.gz tar.bz2 tar.xz tgz', 'tar'),

@@ -7,6 +7,64 @@ pub mod tasks;
 pub mod users;
 
 use super::Method;
+use super::convert;
+use crate::store::query::{QueryOpts, Selected};
+use crate::xmlrpc::{Fault, Struct, Value};
+
+/// Koji's `queryOpts` struct: `order`, `offset`, `limit`, `countOnly`, `asList`.
+pub struct KojiQueryOpts {
+    pub opts: QueryOpts,
+    pub as_list: bool,
+}
+
+/// Reads a `queryOpts` argument; unknown keys are ignored, as Koji's QueryProcessor does.
+pub fn query_opts(v: Option<&Struct>) -> Result<KojiQueryOpts, Fault> {
+    let mut q = KojiQueryOpts {
+        opts: QueryOpts::default(),
+        as_list: false,
+    };
+    let Some(s) = v else { return Ok(q) };
+    for (k, v) in s.iter() {
+        match (k, v) {
+            (_, Value::Nil) => {}
+            ("order", Value::String(o)) => q.opts.set_order(o),
+            ("order", Value::Array(a)) => {
+                let parts: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                q.opts.set_order(&parts.join(","));
+            }
+            ("offset", v) => q.opts.offset = v.as_int(),
+            ("limit", v) => q.opts.limit = v.as_int(),
+            ("countOnly", v) => q.opts.count_only = v.truthy(),
+            ("asList", v) => q.as_list = v.truthy(),
+            ("order" | "group" | "rowlock", _) => {}
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+/// Shapes a [`Selected`] result as Koji returns it: a count, a list of structs, or (asList) a
+/// list of lists with values in alphabetical order of field name.
+pub fn shape(sel: Selected, as_list: bool, mut each: impl FnMut(&mut Struct)) -> Value {
+    match sel {
+        Selected::Count(n) => Value::Int(n),
+        Selected::Rows(rows) => Value::Array(
+            rows.into_iter()
+                .map(|r| {
+                    let mut s = convert::record(r);
+                    each(&mut s);
+                    if as_list {
+                        let mut pairs: Vec<(String, Value)> = s.into_iter().collect();
+                        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                        Value::Array(pairs.into_iter().map(|(_, v)| v).collect())
+                    } else {
+                        Value::Struct(s)
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
 
 /// Every method the hub serves, in `system.listMethods` order.
 pub fn all() -> Vec<Method> {
