@@ -134,13 +134,11 @@ impl Auth {
             )));
         }
         let mut exclusive = row.exclusive;
-        if !exclusive {
-            if let Some(excl) = sessions::other_exclusive(conn, row.user_id, row.id)? {
-                if Some(excl) == row.master {
-                    exclusive = true;
-                } else {
-                    auth.lock_error = true;
-                }
+        if !exclusive && let Some(excl) = sessions::other_exclusive(conn, row.user_id, row.id)? {
+            if Some(excl) == row.master {
+                exclusive = true;
+            } else {
+                auth.lock_error = true;
             }
         }
         auth.logged_in = Some(LoggedIn {

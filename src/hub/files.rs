@@ -110,10 +110,10 @@ pub async fn serve(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(ctype),
     );
-    if let Ok(m) = meta.modified() {
-        if let Ok(v) = httpdate::fmt_http_date(m).parse() {
-            resp_headers.insert(header::LAST_MODIFIED, v);
-        }
+    if let Ok(m) = meta.modified()
+        && let Ok(v) = httpdate::fmt_http_date(m).parse()
+    {
+        resp_headers.insert(header::LAST_MODIFIED, v);
     }
     if method == Method::HEAD {
         return (status, resp_headers).into_response();

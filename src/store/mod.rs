@@ -135,11 +135,7 @@ pub fn query_records(
     params: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<Record>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let names: Vec<String> = stmt
-        .column_names()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
     let mut rows = stmt.query(params)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {

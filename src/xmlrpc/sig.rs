@@ -251,6 +251,16 @@ impl Args {
     }
 }
 
+/// A `&'static [Param]` from `req(..)` / `opt(..)` calls (const-evaluated, so it can live in a
+/// method table).
+#[macro_export]
+macro_rules! params {
+    ($($p:expr),* $(,)?) => {{
+        const P: &[$crate::xmlrpc::sig::Param] = &[$($p),*];
+        P
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,14 +324,4 @@ mod tests {
         assert!(a.flag("request", false));
         assert!(!a.flag("strict", false));
     }
-}
-
-/// A `&'static [Param]` from `req(..)` / `opt(..)` calls (const-evaluated, so it can live in a
-/// method table).
-#[macro_export]
-macro_rules! params {
-    ($($p:expr),* $(,)?) => {{
-        const P: &[$crate::xmlrpc::sig::Param] = &[$($p),*];
-        P
-    }};
 }

@@ -139,10 +139,8 @@ fn task_struct(ctx: &Ctx<'_>, id: i64, request: bool) -> Result<Option<Struct>, 
         return Ok(None);
     };
     let mut s = convert::record(rec);
-    if request {
-        if let Some((req, _)) = tasks::documents(ctx.db, id)? {
-            s.insert("request", decode_request(&req)?);
-        }
+    if request && let Some((req, _)) = tasks::documents(ctx.db, id)? {
+        s.insert("request", decode_request(&req)?);
     }
     Ok(Some(s))
 }
@@ -221,12 +219,11 @@ fn children(ctx: &Ctx<'_>, parent: i64, request: bool) -> Result<Vec<Struct>, Fa
     let mut out = Vec::with_capacity(rows.len());
     for rec in rows {
         let mut s = convert::record(rec);
-        if request {
-            if let Some(id) = s.get("id").and_then(Value::as_int) {
-                if let Some((req, _)) = tasks::documents(ctx.db, id)? {
-                    s.insert("request", decode_request(&req)?);
-                }
-            }
+        if request
+            && let Some(id) = s.get("id").and_then(Value::as_int)
+            && let Some((req, _)) = tasks::documents(ctx.db, id)?
+        {
+            s.insert("request", decode_request(&req)?);
         }
         out.push(s);
     }

@@ -616,12 +616,12 @@ fn create_user(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         return Err(Fault::generic(format!("user already exists: {name}")));
     }
     let krb = a.opt_str("krb_principal")?;
-    if let Some(k) = krb {
-        if users::get_by_krb(ctx.db, k)?.is_some() {
-            return Err(Fault::generic(format!(
-                "user with this Kerberos principal already exists: {k}"
-            )));
-        }
+    if let Some(k) = krb
+        && users::get_by_krb(ctx.db, k)?.is_some()
+    {
+        return Err(Fault::generic(format!(
+            "user with this Kerberos principal already exists: {k}"
+        )));
     }
     Ok(Value::Int(users::create(
         ctx.db,
@@ -639,14 +639,14 @@ fn edit_user(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         .get("userInfo")
         .ok_or_else(|| Fault::generic("No such user: None"))?;
     let user = require_user(ctx, info)?;
-    if let Some(name) = a.opt_str("name")? {
-        if name != user.name {
-            validate_name(name, "user")?;
-            if users::get(ctx.db, &UserRef::Name(name))?.is_some() {
-                return Err(Fault::generic(format!("Name {name} already taken by user")));
-            }
-            users::rename(ctx.db, user.id, name)?;
+    if let Some(name) = a.opt_str("name")?
+        && name != user.name
+    {
+        validate_name(name, "user")?;
+        if users::get(ctx.db, &UserRef::Name(name))?.is_some() {
+            return Err(Fault::generic(format!("Name {name} already taken by user")));
         }
+        users::rename(ctx.db, user.id, name)?;
     }
     if a.get("krb_principal_mappings").is_some() {
         return Err(Fault::generic(

@@ -1,0 +1,709 @@
+//! Test harness: runs the real `containerbuild` hub on a free local port and drives it with the
+//! stock Koji CLI (PyPI `koji==1.36.1`, installed into `.venv` by `make test`), its Python
+//! library, or a minimal raw HTTP/1.1 client for wire-level checks.
+//!
+//! Environment:
+//! - `KOJI_BIN`: the `koji` executable; default `<repo>/.venv/bin/koji`. Its sibling `python`
+//!   is used for `Hub::python`.
+//! - `CONTAINERBUILD_BIN`: the hub binary; default the binary cargo built for this test run
+//!   (`target/release/containerbuild` under `cargo test --release`).
+//! - `CI`: when set, a missing koji CLI is a hard failure instead of a skip.
+
+#![allow(dead_code)]
+
+use std::collections::hash_map::RandomState;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the hub may take to answer its first `getAPIVersion`.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Upper bound for one koji CLI / Python invocation; a hung client fails the test instead of
+/// hanging the whole run.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Read/write timeout of the raw HTTP client.
+const RAW_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The admin user every hub starts with.
+pub const ADMIN: &str = "kojiadmin";
+
+/// Exit status, stdout, stderr of a client invocation.
+pub type Output = (i32, String, String);
+
+/// Status, headers (names lower-cased, in wire order), body of a raw HTTP response.
+pub type RawResponse = (u16, Vec<(String, String)>, String);
+
+/// The `koji` executable, or `None` (after printing why) when it is not installed and the run is
+/// not CI. Tests start with `let Some(hub) = Hub::start() else { return };`, which calls this.
+pub fn koji_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("KOJI_BIN").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "KOJI_BIN={} does not exist", p.display());
+        return Some(p);
+    }
+    let p = repo_dir().join(".venv/bin/koji");
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "koji CLI not found: set KOJI_BIN or create .venv with koji==1.36.1 (run `make test`)"
+        );
+    }
+    eprintln!("skipping: koji CLI not installed (run make test)");
+    None
+}
+
+/// The repository root (where Cargo.toml lives).
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The hub binary under test.
+pub fn containerbuild_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONTAINERBUILD_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_BIN_EXE_containerbuild"))
+}
+
+/// A throwaway password, unique per call; good enough for a hub that lives for one test.
+pub fn random_password() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let mut out = String::from("pw-");
+    for i in 0..2 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_usize(N.fetch_add(1, Ordering::Relaxed));
+        h.write_u32(std::process::id());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.write_usize(i);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+/// A running hub with its own data directory, port, koji config and admin account.
+pub struct Hub {
+    dir: tempfile::TempDir,
+    port: u16,
+    password: String,
+    koji: PathBuf,
+    child: Option<Child>,
+    counter: AtomicUsize,
+}
+
+impl Hub {
+    /// Starts a fresh hub, or returns `None` when the koji CLI is missing outside CI.
+    pub fn start() -> Option<Hub> {
+        let koji = koji_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("containerbuild-test-")
+            .tempdir()
+            .expect("create tempdir");
+        let port = free_port();
+        let password = random_password();
+        let mut hub = Hub {
+            dir,
+            port,
+            password,
+            koji,
+            child: None,
+            counter: AtomicUsize::new(0),
+        };
+        std::fs::create_dir_all(hub.data_dir()).expect("create data dir");
+        hub.write_config();
+        hub.add_user_cli(ADMIN, &hub.password, true);
+        hub.spawn();
+        Some(hub)
+    }
+
+    /// Stops the hub and starts it again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Kills the hub process (if running) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `http://127.0.0.1:PORT/kojihub`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/kojihub", self.port)
+    }
+
+    /// The temporary directory holding data dir, config, logs and client output.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The hub's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The koji client config (`[koji]` password profile, `[anon]` noauth profile).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("koji.conf")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("hub.log")
+    }
+
+    /// Everything the hub wrote to stdout/stderr so far (across restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn admin_password(&self) -> &str {
+        &self.password
+    }
+
+    pub fn koji_bin(&self) -> &Path {
+        &self.koji
+    }
+
+    /// Runs `containerbuild user add NAME --data-dir DIR --password-stdin [--admin]`.
+    /// Works while the hub runs (the store is SQLite in WAL mode).
+    pub fn add_user_cli(&self, name: &str, password: &str, admin: bool) -> Output {
+        let mut cmd = Command::new(containerbuild_bin());
+        cmd.args(["user", "add", name, "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--password-stdin");
+        if admin {
+            cmd.arg("--admin");
+        }
+        let out = run_with_stdin(cmd, &format!("{password}\n"));
+        assert_eq!(
+            out.0, 0,
+            "containerbuild user add {name} failed:\nstdout: {}\nstderr: {}",
+            out.1, out.2
+        );
+        out
+    }
+
+    /// `koji -c CONF --user kojiadmin --password PW ARGS...`
+    pub fn koji(&self, args: &[&str]) -> Output {
+        self.koji_as(ADMIN, &self.password, args)
+    }
+
+    /// `koji -c CONF --user USER --password PW ARGS...`
+    pub fn koji_as(&self, user: &str, password: &str, args: &[&str]) -> Output {
+        let mut global: Vec<String> = vec!["--user".into(), user.into(), "--password".into()];
+        global.push(password.into());
+        self.run_koji(&global, args)
+    }
+
+    /// `koji -c CONF --noauth ARGS...`
+    pub fn koji_noauth(&self, args: &[&str]) -> Output {
+        self.run_koji(&["--noauth".to_string()], args)
+    }
+
+    /// `koji -c CONF -p PROFILE ARGS...` (profiles: `koji`, `anon`).
+    pub fn koji_profile(&self, profile: &str, args: &[&str]) -> Output {
+        self.run_koji(&["-p".to_string(), profile.to_string()], args)
+    }
+
+    fn run_koji(&self, global: &[String], args: &[&str]) -> Output {
+        let mut cmd = Command::new(&self.koji);
+        cmd.arg("-c")
+            .arg(self.config_path())
+            .args(global)
+            .args(args);
+        self.client_env(&mut cmd);
+        let label = format!("koji {}", args.join(" "));
+        self.run_client(cmd, &label)
+    }
+
+    /// Runs a Python script with the venv interpreter next to `KOJI_BIN`, with `KOJI_URL`,
+    /// `KOJI_USER` (kojiadmin) and `KOJI_PASSWORD` in the environment.
+    pub fn python(&self, script: &str) -> Output {
+        let python = self
+            .koji
+            .parent()
+            .expect("KOJI_BIN has a parent dir")
+            .join("python");
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("script-{n}.py"));
+        std::fs::write(&path, script).expect("write python script");
+        let mut cmd = Command::new(python);
+        cmd.arg(&path)
+            .env("KOJI_URL", self.url())
+            .env("KOJI_USER", ADMIN)
+            .env("KOJI_PASSWORD", &self.password);
+        self.client_env(&mut cmd);
+        self.run_client(cmd, &format!("python script-{n}.py"))
+    }
+
+    fn client_env(&self, cmd: &mut Command) {
+        cmd.env("HOME", self.dir.path())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONIOENCODING", "utf-8")
+            .env("LANG", "C.UTF-8")
+            .env("LC_ALL", "C.UTF-8")
+            .env("TZ", "UTC")
+            .env_remove("KRB5CCNAME")
+            .env_remove("PYTHONPATH")
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env("NO_PROXY", "*")
+            .env("no_proxy", "*");
+    }
+
+    /// Runs a client with stdout/stderr captured in files (no pipe deadlocks) and a timeout.
+    fn run_client(&self, mut cmd: Command, label: &str) -> Output {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let out_path = self.dir.path().join(format!("client-{n}.out"));
+        let err_path = self.dir.path().join(format!("client-{n}.err"));
+        cmd.stdin(Stdio::null())
+            .stdout(File::create(&out_path).expect("create stdout file"))
+            .stderr(File::create(&err_path).expect("create stderr file"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {label}: {e}"));
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait for client") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{label} timed out after {CLIENT_TIMEOUT:?}\nstdout: {}\nstderr: {}\nhub log:\n{}",
+                    std::fs::read_to_string(&out_path).unwrap_or_default(),
+                    std::fs::read_to_string(&err_path).unwrap_or_default(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = read_lossy(&out_path);
+        let stderr = read_lossy(&err_path);
+        let code = status.code().unwrap_or(-1);
+        eprintln!("$ {label}\n[exit {code}]\n{stdout}{stderr}");
+        (code, stdout, stderr)
+    }
+
+    /// Asserts a koji command (as kojiadmin) exits 0 and returns its stdout.
+    pub fn koji_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.koji(args);
+        assert_eq!(
+            code,
+            0,
+            "koji {} failed\nstdout: {out}\nstderr: {err}\nhub log:\n{}",
+            args.join(" "),
+            self.log_tail()
+        );
+        out
+    }
+
+    /// Asserts a Python script exits 0 and returns its stdout.
+    pub fn python_ok(&self, script: &str) -> String {
+        let (code, out, err) = self.python(script);
+        assert_eq!(
+            code,
+            0,
+            "python failed\nstdout: {out}\nstderr: {err}\nhub log:\n{}",
+            self.log_tail()
+        );
+        out
+    }
+
+    /// The last 8 KiB of the hub log, for assertion messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let mut start = log.len().saturating_sub(8192);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        log[start..].to_string()
+    }
+
+    /// POSTs an XML-RPC body to `/kojihub`.
+    pub fn raw_call(&self, xml_body: &str) -> RawResponse {
+        self.raw_post("/kojihub", &[], xml_body.as_bytes())
+    }
+
+    /// POSTs an XML-RPC body to `/kojihub` with extra request headers (e.g. the
+    /// `Koji-Session-Id` / `-Key` / `-Callnum` triple).
+    pub fn raw_call_with(&self, headers: &[(&str, &str)], xml_body: &str) -> RawResponse {
+        self.raw_post("/kojihub", headers, xml_body.as_bytes())
+    }
+
+    /// A minimal HTTP/1.1 POST over `std::net` (`Connection: close`); handles `Content-Length`,
+    /// chunked and read-to-EOF bodies. The body is written from a separate thread so a server
+    /// that answers before reading everything (e.g. an oversize request) does not deadlock us.
+    pub fn raw_post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        raw_http(self.addr(), "POST", path, headers, body)
+            .unwrap_or_else(|e| panic!("raw POST {path}: {e}\nhub log:\n{}", self.log_tail()))
+    }
+
+    /// A minimal HTTP/1.1 GET.
+    pub fn raw_get(&self, path: &str) -> RawResponse {
+        raw_http(self.addr(), "GET", path, &[], b"")
+            .unwrap_or_else(|e| panic!("raw GET {path}: {e}\nhub log:\n{}", self.log_tail()))
+    }
+
+    /// Logs in over raw XML-RPC and returns (session-id, session-key) as strings, ready for the
+    /// `Koji-Session-Id` / `Koji-Session-Key` headers.
+    pub fn raw_login(&self, user: &str, password: &str) -> (String, String) {
+        let body = call_xml(
+            "login",
+            &[
+                &format!("<string>{}</string>", xml_escape(user)),
+                &format!("<string>{}</string>", xml_escape(password)),
+            ],
+        );
+        let (status, _, resp) = self.raw_call(&body);
+        assert_eq!(status, 200, "login HTTP status; body: {resp}");
+        assert!(fault_code(&resp).is_none(), "login failed: {resp}");
+        let id =
+            member_value(&resp, "session-id").unwrap_or_else(|| panic!("no session-id in {resp}"));
+        let key = member_value(&resp, "session-key")
+            .unwrap_or_else(|| panic!("no session-key in {resp}"));
+        (id, key)
+    }
+
+    fn write_config(&self) {
+        let p = self.port;
+        let conf = format!(
+            "[koji]\n\
+             server = http://127.0.0.1:{p}/kojihub\n\
+             weburl = http://127.0.0.1:{p}/koji\n\
+             topurl = http://127.0.0.1:{p}/kojifiles\n\
+             authtype = password\n\
+             \n\
+             [anon]\n\
+             server = http://127.0.0.1:{p}/kojihub\n\
+             weburl = http://127.0.0.1:{p}/koji\n\
+             topurl = http://127.0.0.1:{p}/kojifiles\n\
+             authtype = noauth\n"
+        );
+        std::fs::write(self.config_path(), conf).expect("write koji config");
+    }
+
+    fn spawn(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open hub log");
+        let log2 = log.try_clone().expect("clone log handle");
+        let child = Command::new(containerbuild_bin())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", containerbuild_bin().display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let probe = call_xml("getAPIVersion", &[]);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(st)) = child.try_wait()
+            {
+                panic!("hub exited during startup ({st})\nlog:\n{}", self.log());
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+                && let Ok((200, _, body)) =
+                    raw_http(self.addr(), "POST", "/kojihub", &[], probe.as_bytes())
+                && body.contains("<methodResponse")
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                panic!(
+                    "hub did not answer getAPIVersion on port {} within {START_TIMEOUT:?}\nlog:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- hub log ({}) ----\n{}",
+                self.log_path().display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+fn read_lossy(p: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+}
+
+fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The minimal HTTP/1.1 client behind `Hub::raw_post`.
+pub fn raw_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<RawResponse, String> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(RAW_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(RAW_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: koji/1\r\n");
+    if method != "GET" || !body.is_empty() {
+        head.push_str(&format!(
+            "Content-Type: text/xml\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("Connection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut payload = head.into_bytes();
+    payload.extend_from_slice(body);
+    // Write errors (the server may answer and close before reading an oversize body) are not
+    // fatal: what matters is the response we can read.
+    let write_thread =
+        std::thread::spawn(move || writer.write_all(&payload).map_err(|e| e.to_string()));
+
+    let mut reader = stream;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let header_end = loop {
+        if let Some(pos) = find(&buf, b"\r\n\r\n") {
+            break pos;
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => {
+                let w = write_thread.join().ok().and_then(|r| r.err());
+                return Err(format!(
+                    "connection closed before response headers (got {} bytes; write error: {w:?})",
+                    buf.len()
+                ));
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => {
+                let w = write_thread.join().ok().and_then(|r| r.err());
+                return Err(format!("read response headers: {e} (write error: {w:?})"));
+            }
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let mut rest = buf[header_end + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line: {status_line:?}"))?;
+    let mut hdrs = Vec::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            hdrs.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let content_length = header(&hdrs, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let chunked = header(&hdrs, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+
+    let body = if method == "HEAD" || status == 204 || status == 304 {
+        Vec::new()
+    } else if let Some(len) = content_length {
+        while rest.len() < len {
+            match reader.read(&mut chunk) {
+                Ok(0) => return Err(format!("body truncated: {} of {len} bytes", rest.len())),
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("read body: {e}")),
+            }
+        }
+        rest.truncate(len);
+        rest
+    } else {
+        // Read to EOF (we sent Connection: close), then undo chunking if present.
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => return Err(format!("read body: {e}")),
+            }
+        }
+        if chunked { dechunk(&rest)? } else { rest }
+    };
+    drop(write_thread); // detach: never block on a write the server will not read
+    Ok((status, hdrs, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = find(data, b"\r\n").ok_or("chunk size line without CRLF")?;
+        let line = std::str::from_utf8(&data[..eol]).map_err(|e| e.to_string())?;
+        let size_str = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_str, 16)
+            .map_err(|e| format!("chunk size {size_str:?}: {e}"))?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if data.len() < size {
+            return Err("truncated chunk".into());
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size..];
+        data = data.strip_prefix(b"\r\n").unwrap_or(data);
+    }
+}
+
+/// Looks up a (lower-cased) header name.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Escapes text for an XML element body.
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Builds a `<methodCall>` from already-serialised values (the inside of `<value>`, e.g.
+/// `<int>1</int>` or `<string>x</string>`).
+pub fn call_xml(method: &str, values: &[&str]) -> String {
+    let mut s = format!(
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>{}</methodName>\n<params>\n",
+        xml_escape(method)
+    );
+    for v in values {
+        s.push_str(&format!("<param>\n<value>{v}</value>\n</param>\n"));
+    }
+    s.push_str("</params>\n</methodCall>\n");
+    s
+}
+
+/// The `faultCode` of a fault response, or `None` for a normal response.
+pub fn fault_code(body: &str) -> Option<i64> {
+    if !body.contains("<fault>") {
+        return None;
+    }
+    member_value(body, "faultCode").and_then(|v| v.parse().ok())
+}
+
+/// The `faultString` of a fault response.
+pub fn fault_string(body: &str) -> Option<String> {
+    if !body.contains("<fault>") {
+        return None;
+    }
+    member_value(body, "faultString")
+}
+
+/// The text of the first scalar value of the struct member `name` in an XML-RPC document
+/// (`<int>`, `<i4>`, `<i8>`, `<string>`, `<boolean>`, or a bare `<value>text</value>`),
+/// with the basic XML entities decoded. Good enough for faults and login answers.
+pub fn member_value(body: &str, name: &str) -> Option<String> {
+    let tag = format!("<name>{name}</name>");
+    let after = &body[body.find(&tag)? + tag.len()..];
+    let after = &after[after.find("<value>")? + "<value>".len()..];
+    let end = after.find("</value>")?;
+    let mut inner = after[..end].trim();
+    // Strip one typed element if present.
+    if let Some(rest) = inner.strip_prefix('<') {
+        let close = rest.find('>')?;
+        let tagname = &rest[..close];
+        if tagname.ends_with('/') {
+            return Some(String::new());
+        }
+        let content = &rest[close + 1..];
+        let closing = format!("</{tagname}>");
+        inner = content.strip_suffix(closing.as_str()).unwrap_or(content);
+    }
+    Some(
+        inner
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
