@@ -30,7 +30,8 @@ deps:
 venv: deps
 	@scripts/koji-venv.sh $(VENV) $(KOJI_VERSION)
 
-demo: build
+demo: venv build
+	@echo "koji CLI: $(KOJI_BIN) -c <profile file printed below> --user admin --password admin hello"
 	@if [ -z "$$(ls -A $(DEMO_DATA) 2>/dev/null)" ]; then \
 		printf 'admin\n' | $(BIN) user add admin --data-dir $(DEMO_DATA) --password-stdin --admin || true; \
 	fi
