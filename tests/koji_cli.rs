@@ -124,8 +124,8 @@ fn populate(hub: &Hub) {
     hub.koji_ok(&["add-host-to-channel", "builder1", "container"]);
     let out = hub.koji_ok(&["add-user", "alice"]);
     assert_contains(&out, "Added user alice (", "add-user");
-    // `build` is one of Koji's stock permissions, so no --new.
-    hub.koji_ok(&["grant-permission", "build", "alice"]);
+    // `tag` is one of Koji's stock permissions (schemas/schema.sql), so no --new.
+    hub.koji_ok(&["grant-permission", "tag", "alice"]);
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn admin_records_are_listed() {
 
     let out = hub.koji_ok(&["list-permissions", "--user", "alice"]);
     assert!(
-        out.lines().any(|l| l.trim() == "build"),
+        out.lines().any(|l| l.trim() == "tag"),
         "list-permissions --user alice:\n{out}"
     );
 

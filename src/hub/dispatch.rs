@@ -129,15 +129,16 @@ pub fn handle(
         Err(e) => return wire::write_fault(&Fault::generic(format!("Invalid request: {e}"))),
     };
     let started = std::time::Instant::now();
-    let out = run(hub, call.clone(), creds, peer);
+    let name = call.name.clone();
+    let out = run(hub, call, creds, peer);
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match out {
         Ok(v) => {
-            tracing::debug!(method = %call.name, elapsed_ms, "call ok");
+            tracing::debug!(method = %name, elapsed_ms, "call ok");
             wire::write_response(&v)
         }
         Err(f) => {
-            tracing::info!(method = %call.name, code = f.code, fault = %f.message, elapsed_ms, "call fault");
+            tracing::info!(method = %name, code = f.code, fault = %f.message, elapsed_ms, "call fault");
             wire::write_fault(&f)
         }
     }

@@ -100,11 +100,25 @@ pub struct Hub {
     koji: PathBuf,
     child: Option<Child>,
     counter: AtomicUsize,
+    /// Extra `--config FILE.toml` for `serve` (see [`Hub::start_with_config`]).
+    hub_config: Option<PathBuf>,
 }
 
 impl Hub {
     /// Starts a fresh hub, or returns `None` when the koji CLI is missing outside CI.
     pub fn start() -> Option<Hub> {
+        Self::start_inner(None)
+    }
+
+    /// Like [`Hub::start`], but writes `toml` to `hub.toml` in the tempdir and passes it to
+    /// `serve --config` (keys: data_dir, listen, max_request_length, session_renewal_timeout,
+    /// check_client_ip, disable_url_sessions). The harness's `--data-dir` / `--listen` flags
+    /// still win over the file.
+    pub fn start_with_config(toml: &str) -> Option<Hub> {
+        Self::start_inner(Some(toml))
+    }
+
+    fn start_inner(toml: Option<&str>) -> Option<Hub> {
         let koji = koji_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("containerbuild-test-")
@@ -119,7 +133,13 @@ impl Hub {
             koji,
             child: None,
             counter: AtomicUsize::new(0),
+            hub_config: None,
         };
+        if let Some(t) = toml {
+            let p = hub.dir.path().join("hub.toml");
+            std::fs::write(&p, t).expect("write hub config");
+            hub.hub_config = Some(p);
+        }
         std::fs::create_dir_all(hub.data_dir()).expect("create data dir");
         hub.write_config();
         hub.add_user_cli(ADMIN, &hub.password, true);
@@ -201,6 +221,22 @@ impl Hub {
             out.0, 0,
             "containerbuild user add {name} failed:\nstdout: {}\nstderr: {}",
             out.1, out.2
+        );
+        out
+    }
+
+    /// Runs `containerbuild ARGS...` (e.g. `user passwd NAME --data-dir DIR --password-stdin`)
+    /// with `stdin` as standard input; never asserts on the exit status.
+    pub fn containerbuild(&self, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = Command::new(containerbuild_bin());
+        cmd.args(args);
+        let out = run_with_stdin(cmd, stdin);
+        eprintln!(
+            "$ containerbuild {}\n[exit {}]\n{}{}",
+            args.join(" "),
+            out.0,
+            out.1,
+            out.2
         );
         out
     }
@@ -414,8 +450,12 @@ impl Hub {
             .open(self.log_path())
             .expect("open hub log");
         let log2 = log.try_clone().expect("clone log handle");
-        let child = Command::new(containerbuild_bin())
-            .arg("serve")
+        let mut cmd = Command::new(containerbuild_bin());
+        cmd.arg("serve");
+        if let Some(c) = &self.hub_config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listen")
