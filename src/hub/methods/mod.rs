@@ -89,3 +89,61 @@ mod tests {
         }
     }
 }
+
+/// The spec table row of a method, as `plugin-spec/hub-api.md` lists it.
+#[cfg(test)]
+fn spec_row(m: &Method) -> String {
+    let kind = match m.kind {
+        super::Kind::Read => "read",
+        super::Kind::Write => "write",
+    };
+    format!(
+        "| `{}{}` | {kind} | {} |",
+        m.sig.name,
+        m.sig.argdesc(),
+        m.doc.replace('|', "\\|")
+    )
+}
+
+#[cfg(test)]
+mod spec {
+    use std::collections::BTreeSet;
+
+    const SPEC: &str = include_str!("../../../plugin-spec/hub-api.md");
+
+    /// plugin-spec/hub-api.md and the registry must agree: same methods, same signatures, same
+    /// read/write kind.
+    #[test]
+    fn spec_lists_every_method() {
+        let spec_rows: BTreeSet<String> = SPEC
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split(" | ").take(2).collect::<Vec<_>>().join(" | "))
+            .collect();
+        let code_rows: BTreeSet<String> = super::all()
+            .iter()
+            .map(|m| {
+                super::spec_row(m)
+                    .split(" | ")
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect();
+        let missing: Vec<_> = code_rows.difference(&spec_rows).collect();
+        let extra: Vec<_> = spec_rows.difference(&code_rows).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "plugin-spec/hub-api.md is out of date.\nmissing from spec: {missing:#?}\nin spec but not served: {extra:#?}"
+        );
+    }
+
+    /// Prints the table rows (run with `--ignored --nocapture` when adding methods).
+    #[test]
+    #[ignore]
+    fn print_spec_rows() {
+        for m in super::all() {
+            println!("{}", super::spec_row(&m));
+        }
+    }
+}
