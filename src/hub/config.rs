@@ -20,6 +20,25 @@ pub struct Config {
     pub check_client_ip: bool,
     /// Refuse the pre-1.30 `?session-id=&session-key=` query-string sessions.
     pub disable_url_sessions: bool,
+    /// Seconds without `host.updateHost` after which the scheduler marks a host not ready
+    /// (Koji's `ReadyTimeout`).
+    pub ready_timeout: f64,
+    /// Seconds a task may stay ASSIGNED without being opened before it is freed (`AssignTimeout`).
+    pub assign_timeout: f64,
+    /// Seconds an OPEN task's host may stay silent before the task is freed (`HostTimeout`).
+    pub host_timeout: f64,
+    /// Seconds a soft refusal keeps a task away from the refusing host (`SoftRefusalTimeout`).
+    pub soft_refusal_timeout: f64,
+    /// Seconds between periodic scheduler runs; 0 runs it only on events.
+    pub scheduler_interval: f64,
+    /// Tasks per host unless the host reports its own `maxjobs` (`MaxJobs`).
+    pub max_jobs: i64,
+    /// How far a task's weight may exceed a host's free capacity (`CapacityOvercommit`).
+    pub capacity_overcommit: f64,
+    /// Largest file a `rawUpload`/`uploadFile` may produce, in bytes.
+    pub max_upload_size: u64,
+    /// Most `host.getTasks(wait=N)` calls waiting at once; further callers get an answer at once.
+    pub max_task_waiters: usize,
 }
 
 impl Default for Config {
@@ -31,6 +50,15 @@ impl Default for Config {
             session_renewal_timeout: 1440.0,
             check_client_ip: false,
             disable_url_sessions: false,
+            ready_timeout: 180.0,
+            assign_timeout: 300.0,
+            host_timeout: 900.0,
+            soft_refusal_timeout: 900.0,
+            scheduler_interval: 5.0,
+            max_jobs: 15,
+            capacity_overcommit: 5.0,
+            max_upload_size: 64 << 30,
+            max_task_waiters: 256,
         }
     }
 }
@@ -45,6 +73,15 @@ pub struct FileConfig {
     pub session_renewal_timeout: Option<f64>,
     pub check_client_ip: Option<bool>,
     pub disable_url_sessions: Option<bool>,
+    pub ready_timeout: Option<f64>,
+    pub assign_timeout: Option<f64>,
+    pub host_timeout: Option<f64>,
+    pub soft_refusal_timeout: Option<f64>,
+    pub scheduler_interval: Option<f64>,
+    pub max_jobs: Option<i64>,
+    pub capacity_overcommit: Option<f64>,
+    pub max_upload_size: Option<u64>,
+    pub max_task_waiters: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +128,20 @@ impl Config {
         if let Some(v) = f.disable_url_sessions {
             c.disable_url_sessions = v;
         }
+        macro_rules! take {
+            ($($k:ident),*) => {$(if let Some(v) = f.$k { c.$k = v; })*};
+        }
+        take!(
+            ready_timeout,
+            assign_timeout,
+            host_timeout,
+            soft_refusal_timeout,
+            scheduler_interval,
+            max_jobs,
+            capacity_overcommit,
+            max_upload_size,
+            max_task_waiters
+        );
         Ok(c)
     }
 }

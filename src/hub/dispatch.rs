@@ -85,6 +85,19 @@ impl Method {
     }
 }
 
+/// A step that runs once the call's transaction has ended, outside it.
+pub type Continuation = Box<dyn FnOnce(&Hub) -> Result<Value, Fault> + Send>;
+
+/// What a handler asks for after its transaction committed.
+#[derive(Default)]
+pub struct AfterCommit {
+    /// The call assigned a task to a host: wake `host.getTasks(wait=N)` callers.
+    pub assigned: bool,
+    /// Runs with no connection and no writer lock held (e.g. long-polling); its answer replaces
+    /// the handler's. Dropped inside multiCall, where the handler's own answer stands.
+    pub then: Option<Continuation>,
+}
+
 /// What a handler sees: the hub, a connection (inside the write transaction for write methods),
 /// and the caller.
 pub struct Ctx<'a> {
@@ -92,6 +105,7 @@ pub struct Ctx<'a> {
     pub db: &'a Connection,
     pub auth: &'a mut Auth,
     pub method: &'a str,
+    pub after: &'a mut AfterCommit,
 }
 
 impl Ctx<'_> {
@@ -170,19 +184,27 @@ fn run(
         .ok_or_else(|| invalid_method(&name))?;
     // Session errors come before argument errors, as on Koji's hub. For writes, validation runs
     // inside the write transaction so two retries of one call cannot both pass the callnum check.
-    match m.kind {
+    let mut after = AfterCommit::default();
+    let v = match m.kind {
         Kind::Read => hub.store.read(|conn| {
             let mut auth = validate(conn)?;
             let args = m.sig.bind(params)?;
-            invoke(hub, conn, &mut auth, m, &name, &args)
+            invoke(hub, conn, &mut auth, m, &name, &args, &mut after)
         }),
         Kind::Write => hub.store.write(|tx| {
             let mut auth = validate(tx)?;
             let args = m.sig.bind(params)?;
-            let v = invoke(hub, tx, &mut auth, m, &name, &args)?;
+            let v = invoke(hub, tx, &mut auth, m, &name, &args, &mut after)?;
             record_callnum(tx, &auth)?;
             Ok(v)
         }),
+    }?;
+    if after.assigned {
+        hub.signal.notify();
+    }
+    match after.then {
+        Some(then) => then(hub),
+        None => Ok(v),
     }
 }
 
@@ -197,12 +219,14 @@ fn invoke(
     m: &Method,
     name: &str,
     args: &Args,
+    after: &mut AfterCommit,
 ) -> Result<Value, Fault> {
     let mut ctx = Ctx {
         hub,
         db,
         auth,
         method: name,
+        after,
     };
     (m.handler)(&mut ctx, args)
 }
@@ -250,7 +274,8 @@ fn multicall(
             .and_then(|n| hub.registry.get(n))
             .is_some_and(|m| m.kind == Kind::Write)
     });
-    let run_all = |db: &Connection| -> Result<(Vec<Value>, bool, Auth), Fault> {
+    let mut assigned = false;
+    let mut run_all = |db: &Connection| -> Result<(Vec<Value>, bool, Auth), Fault> {
         let mut auth = validate(db)?;
         let auth = &mut auth;
         let mut out = Vec::with_capacity(calls.len());
@@ -258,12 +283,14 @@ fn multicall(
         for c in &calls {
             db.execute_batch("SAVEPOINT multicall")
                 .map_err(crate::store::StoreError::from)?;
-            let r = one_of_multicall(hub, db, auth, c);
+            let mut after = AfterCommit::default();
+            let r = one_of_multicall(hub, db, auth, c, &mut after);
             match r {
                 Ok((v, kind)) => {
                     db.execute_batch("RELEASE multicall")
                         .map_err(crate::store::StoreError::from)?;
                     wrote |= kind == Kind::Write;
+                    assigned |= after.assigned;
                     out.push(Value::Array(vec![v]));
                 }
                 Err(f) => {
@@ -275,17 +302,22 @@ fn multicall(
         }
         Ok((out, wrote, std::mem::take(auth)))
     };
-    if any_write {
+    let v = if any_write {
         hub.store.write(|tx| {
             let (out, wrote, auth) = run_all(tx)?;
             if wrote {
                 record_callnum(tx, &auth)?;
             }
-            Ok(Value::Array(out))
+            Ok::<_, Fault>(Value::Array(out))
         })
     } else {
-        hub.store.read(|conn| Ok(Value::Array(run_all(conn)?.0)))
+        hub.store
+            .read(|conn| Ok::<_, Fault>(Value::Array(run_all(conn)?.0)))
+    }?;
+    if assigned {
+        hub.signal.notify();
     }
+    Ok(v)
 }
 
 fn one_of_multicall(
@@ -293,6 +325,7 @@ fn one_of_multicall(
     db: &Connection,
     auth: &mut Auth,
     call: &Value,
+    after: &mut AfterCommit,
 ) -> Result<(Value, Kind), Fault> {
     let s = call
         .as_struct()
@@ -322,7 +355,7 @@ fn one_of_multicall(
         ));
     }
     let args = m.sig.bind(params)?;
-    let v = invoke(hub, db, auth, m, name, &args)?;
+    let v = invoke(hub, db, auth, m, name, &args, after)?;
     Ok((v, m.kind))
 }
 

@@ -6,7 +6,9 @@ pub mod convert;
 pub mod dispatch;
 pub mod files;
 pub mod methods;
+pub mod scheduler;
 pub mod server;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,13 +18,17 @@ use crate::xmlrpc::{Fault, Value};
 
 pub use auth::Auth;
 pub use config::Config;
-pub use dispatch::{Ctx, Kind, Method};
+pub use dispatch::{AfterCommit, Ctx, Kind, Method};
 
 /// Everything a request handler needs, shared by all requests.
 pub struct Hub {
     pub store: Store,
     pub config: Config,
     pub registry: Registry,
+    /// Wakes long-polling `host.getTasks(wait=N)` callers after a task was assigned.
+    pub signal: scheduler::Signal,
+    /// Upload destinations being written right now (Koji's per-file lock).
+    pub uploads: upload::Locks,
 }
 
 impl Hub {
@@ -32,6 +38,8 @@ impl Hub {
             store,
             config,
             registry: Registry::new(methods::all()),
+            signal: scheduler::Signal::default(),
+            uploads: upload::Locks::default(),
         })
     }
 

@@ -18,6 +18,8 @@ use super::Hub;
 use super::auth::Credentials;
 use super::dispatch;
 use super::files;
+use super::scheduler;
+use super::upload;
 use crate::xmlrpc::Fault;
 use crate::xmlrpc::wire;
 
@@ -113,9 +115,8 @@ async fn kojihub(
         .and_then(|v| v.to_str().ok())
         == Some("application/octet-stream");
     if is_upload {
-        return fault_response(&Fault::generic(
-            "rawUpload is not available on this hub yet (it arrives with the builder protocol)",
-        ));
+        let creds = credentials(&headers, query.as_deref(), !hub.config.disable_url_sessions);
+        return upload::handle(hub, creds, query, Some(peer.ip()), headers, req.into_body()).await;
     }
     let limit = hub.config.max_request_length;
     let mut body = req.into_body();
@@ -164,10 +165,15 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let periodic = scheduler::spawn_periodic(hub.clone());
     let app = router(hub).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let r = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(p) = periodic {
+        p.abort();
+    }
+    r
 }
 
 #[doc(hidden)]

@@ -5,6 +5,8 @@
 //! thanks to WAL. Callers run these on blocking threads, never on the async runtime.
 //! This layer returns plain [`Record`]s and typed rows; it knows nothing about XML-RPC.
 
+pub mod hosts;
+pub mod provision;
 pub mod query;
 pub mod records;
 pub mod schema;

@@ -6,7 +6,8 @@ use super::{Result, StoreError, now_ts};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a released entry;
 /// append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL);
 
 CREATE TABLE users (
@@ -245,7 +246,44 @@ CREATE TABLE archive_rpm_components (
     PRIMARY KEY (archive_id, rpm_id)
 );
 CREATE INDEX archive_rpm_components_rpm ON archive_rpm_components (rpm_id);
-"#];
+"#,
+    // 2: the task scheduler (Koji's scheduler_* tables). Host data stays in `hosts.data`.
+    r#"
+CREATE TABLE scheduler_task_refusals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER NOT NULL REFERENCES tasks(id),
+    host_id INTEGER NOT NULL REFERENCES hosts(id),
+    by_host INTEGER NOT NULL DEFAULT 0,
+    soft INTEGER NOT NULL DEFAULT 1,
+    msg TEXT NOT NULL DEFAULT '',
+    ts REAL NOT NULL,
+    UNIQUE (task_id, host_id)
+);
+CREATE INDEX scheduler_task_refusals_host ON scheduler_task_refusals (host_id);
+
+CREATE TABLE scheduler_task_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER NOT NULL REFERENCES tasks(id),
+    host_id INTEGER NOT NULL REFERENCES hosts(id),
+    active INTEGER NOT NULL DEFAULT 1,
+    create_ts REAL NOT NULL
+);
+CREATE INDEX scheduler_task_runs_task ON scheduler_task_runs (task_id, active);
+CREATE INDEX scheduler_task_runs_active ON scheduler_task_runs (active, task_id);
+CREATE INDEX scheduler_task_runs_host ON scheduler_task_runs (host_id);
+
+CREATE TABLE scheduler_log_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER REFERENCES tasks(id),
+    host_id INTEGER REFERENCES hosts(id),
+    msg_ts REAL NOT NULL,
+    msg TEXT NOT NULL
+);
+CREATE INDEX scheduler_log_messages_task ON scheduler_log_messages (task_id);
+CREATE INDEX scheduler_log_messages_host ON scheduler_log_messages (host_id);
+CREATE INDEX scheduler_log_messages_ts ON scheduler_log_messages (msg_ts);
+"#,
+];
 
 /// Rows every new database starts with: Koji's default channels, volume, permissions and types.
 fn seed(conn: &Connection) -> Result<()> {

@@ -102,12 +102,15 @@ pub struct Hub {
     counter: AtomicUsize,
     /// Extra `--config FILE.toml` for `serve` (see [`Hub::start_with_config`]).
     hub_config: Option<PathBuf>,
+    /// Extra `serve` arguments (see [`Hub::start_with_args`]); without `--builders` the harness
+    /// passes `--builders 0`, so tests see no embedded builder unless they ask for one.
+    serve_args: Vec<String>,
 }
 
 impl Hub {
     /// Starts a fresh hub, or returns `None` when the koji CLI is missing outside CI.
     pub fn start() -> Option<Hub> {
-        Self::start_inner(None)
+        Self::start_inner(None, &[])
     }
 
     /// Like [`Hub::start`], but writes `toml` to `hub.toml` in the tempdir and passes it to
@@ -115,10 +118,15 @@ impl Hub {
     /// check_client_ip, disable_url_sessions). The harness's `--data-dir` / `--listen` flags
     /// still win over the file.
     pub fn start_with_config(toml: &str) -> Option<Hub> {
-        Self::start_inner(Some(toml))
+        Self::start_inner(Some(toml), &[])
     }
 
-    fn start_inner(toml: Option<&str>) -> Option<Hub> {
+    /// Like [`Hub::start`], with extra `serve` arguments, e.g. `["--builders", "1"]`.
+    pub fn start_with_args(args: &[&str]) -> Option<Hub> {
+        Self::start_inner(None, args)
+    }
+
+    fn start_inner(toml: Option<&str>, args: &[&str]) -> Option<Hub> {
         let koji = koji_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("containerbuild-test-")
@@ -134,6 +142,7 @@ impl Hub {
             child: None,
             counter: AtomicUsize::new(0),
             hub_config: None,
+            serve_args: args.iter().map(|a| a.to_string()).collect(),
         };
         if let Some(t) = toml {
             let p = hub.dir.path().join("hub.toml");
@@ -455,6 +464,10 @@ impl Hub {
         if let Some(c) = &self.hub_config {
             cmd.arg("--config").arg(c);
         }
+        if !self.serve_args.iter().any(|a| a == "--builders") {
+            cmd.args(["--builders", "0"]);
+        }
+        cmd.args(&self.serve_args);
         let child = cmd
             .arg("--data-dir")
             .arg(self.data_dir())
