@@ -97,6 +97,9 @@ pub fn methods() -> Vec<Method> {
             "List the files a task produced (names relative to its work directory).",
             list_task_output,
         ),
+        Method::write("makeTask", &[], "Create a task by hand (admin; for debugging): makeTask(method, arglist, channel=, arch=, priority=, parent=, label=, assign=).", make_task)
+            .varargs("args")
+            .varkw("opts"),
         Method::read(
             "downloadTaskOutput",
             params![
@@ -619,4 +622,58 @@ mod tests {
         assert_eq!(parse_iso("2024-01-01T01:00"), Some(1_704_070_800.0));
         assert_eq!(parse_iso("nonsense"), None);
     }
+}
+
+/// Koji's `makeTask(*args, **opts)` = `make_task(method, arglist, **opts)`, admin only.
+fn make_task(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
+    use crate::store::tasks::{ChannelSel, TaskSpec};
+    ctx.require_perm("admin")?;
+    if a.kwargs.get("owner").is_some() {
+        return Err(Fault::not_allowed("The owner option is not allowed here"));
+    }
+    let (method, arglist) = match a.varargs.as_slice() {
+        [Value::String(m), Value::Array(args)] => (m.clone(), args.clone()),
+        [Value::String(_), other] => {
+            return Err(Fault::parameter(format!(
+                "make_task(): arglist must be a list, got {}",
+                other.type_name()
+            )));
+        }
+        _ => {
+            return Err(Fault::parameter(
+                "make_task() takes 2 positional arguments: 'method' and 'arglist'",
+            ));
+        }
+    };
+    let mut spec = TaskSpec {
+        method: method.clone(),
+        request_xml: wire::write_call(&method, &arglist),
+        ..TaskSpec::default()
+    };
+    for (k, v) in a.kwargs.iter() {
+        match (k, v) {
+            (_, Value::Nil) => {}
+            ("channel", Value::Int(i)) => spec.channel = Some(ChannelSel::Id(*i)),
+            ("channel", Value::String(n)) => spec.channel = Some(ChannelSel::Name(n.clone())),
+            ("arch", Value::String(x)) => spec.arch = Some(x.clone()),
+            ("priority", Value::Int(p)) => spec.priority = Some(*p),
+            ("parent", Value::Int(p)) => spec.parent = Some(*p),
+            ("label", Value::String(l)) => spec.label = Some(l.clone()),
+            ("assign", Value::Int(h)) => spec.assign = Some(*h),
+            ("channel" | "arch" | "priority" | "parent" | "label" | "assign", v) => {
+                return Err(Fault::parameter(format!(
+                    "make_task(): invalid type for {k}: {}",
+                    v.type_name()
+                )));
+            }
+            _ => {
+                return Err(Fault::parameter(format!(
+                    "make_task() got an unexpected keyword argument '{k}'"
+                )));
+            }
+        }
+    }
+    let id = crate::hub::scheduler::create_task(ctx, &spec)?;
+    tracing::info!(task_id = id, method = %method, "task created by makeTask");
+    Ok(Value::Int(id))
 }
