@@ -201,7 +201,7 @@ fn main() {
         Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(dir.path())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--builders", "0"])
             .env("CONTAINERBUILD_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

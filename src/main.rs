@@ -1,15 +1,20 @@
-//! `containerbuild`: thin commands over the library (`ops` style): serve the hub, manage users.
+//! `containerbuild`: thin commands over the library (`ops` style): serve the hub (with embedded
+//! builders), run a builder, manage users.
 
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
+use containerbuild::builder::daemon::{self, DaemonConfig};
+use containerbuild::builder::handlers::Registry;
 use containerbuild::hub::{Config, Hub};
-use containerbuild::store::{Store, users};
+use containerbuild::store::{Store, provision, users};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +40,35 @@ enum Command {
         /// TOML file with the same settings; command-line flags win.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Builders to run in this process (hosts `<hostname>-builder<i>`, provisioned at start,
+        /// talking to this hub over HTTP); 0 runs the hub only.
+        #[arg(long, default_value_t = 1)]
+        builders: usize,
+    },
+    /// Run a builder: take tasks from a Koji hub and run them (kojid's job).
+    Builder {
+        /// The hub's XML-RPC URL, e.g. http://hub.example.com/kojihub.
+        #[arg(long)]
+        hub: String,
+        /// The host's user name (the host name in `koji list-hosts`).
+        #[arg(long)]
+        user: String,
+        /// File whose first line is the host's password.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// Most tasks to run at once.
+        #[arg(long, default_value_t = 10)]
+        maxjobs: usize,
+        /// Directory for task work directories and unreported results
+        /// (default: <tmp>/containerbuild-builder-<user>).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Seconds between polls for tasks when the hub cannot long-poll.
+        #[arg(long, default_value_t = 5.0)]
+        poll_interval: f64,
+        /// Take the host's exclusive session even if another session holds it.
+        #[arg(long)]
+        force_lock: bool,
     },
     /// Manage users directly in the database (works while no hub runs, e.g. to bootstrap).
     User {
@@ -150,6 +184,7 @@ fn serve(
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     config: Option<PathBuf>,
+    builders: usize,
 ) -> Result<(), String> {
     let mut cfg = match config {
         Some(p) => Config::from_file(&p).map_err(|e| e.to_string())?,
@@ -165,7 +200,7 @@ fn serve(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         let listen = cfg.listen;
         let hub = Arc::new(Hub::new(cfg).map_err(|e| e.to_string())?);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -174,7 +209,202 @@ fn serve(
         println!("koji profile (put in ~/.koji/config or pass with -c FILE; log in with --user NAME --password PW):");
         println!("[koji]\nserver = http://{addr}/kojihub\nweburl = http://{addr}/koji\ntopurl = http://{addr}/kojifiles\nauthtype = password");
         tracing::info!(%addr, data_dir = %hub.config.data_dir.display(), "hub started");
-        containerbuild::hub::server::serve(hub, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+
+        let embedded = provision_builders(&hub, addr, builders).await?;
+        let hub_stop = CancellationToken::new();
+        let stop = hub_stop.clone();
+        let signal_hub = hub.clone();
+        let mut server = tokio::spawn(containerbuild::hub::server::serve(
+            hub,
+            listener,
+            async move { stop.cancelled().await },
+        ));
+        let builders_stop = CancellationToken::new();
+        let mut running = Vec::new();
+        for b in embedded {
+            let token = builders_stop.clone();
+            let name = b.user.clone();
+            running.push(tokio::spawn(async move {
+                if let Err(e) = daemon::run(b, Registry::default(), token).await {
+                    tracing::error!(builder = %name, error = %e, "embedded builder stopped");
+                }
+            }));
+        }
+        let early = tokio::select! {
+            _ = shutdown_signal() => None,
+            r = &mut server => Some(r),
+        };
+        // Builders first: they still need the hub to free their tasks and log out.
+        builders_stop.cancel();
+        for b in running {
+            if tokio::time::timeout(Duration::from_secs(20), b).await.is_err() {
+                tracing::warn!("an embedded builder did not stop in time");
+            }
+        }
+        hub_stop.cancel();
+        // Long-polling `host.getTasks` calls answer now instead of at their deadline.
+        signal_hub.signal.close();
+        let r = match early {
+            Some(r) => r,
+            // Graceful, but bounded: a long-polling `host.getTasks` of a builder that is gone
+            // would otherwise hold the shutdown for up to its whole wait.
+            None => match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::info!("requests still running after 5 s; stopping anyway");
+                    server.abort();
+                    return Ok(());
+                }
+            },
+        };
+        r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+    });
+    // Blocking threads may still sit in a long poll for a client that is gone; do not wait.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
+}
+
+/// The host name builders are named after, reduced to what Koji accepts in a user name.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let raw = if r == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.trim_matches(['.', '-']).is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Provisions `n` embedded builders (host user, fresh random password, host row, channels) and
+/// returns their daemon settings. They reach the hub over loopback HTTP like any other builder.
+async fn provision_builders(
+    hub: &Arc<Hub>,
+    addr: SocketAddr,
+    n: usize,
+) -> Result<Vec<DaemonConfig>, String> {
+    let host = host_name();
+    let loopback = if addr.ip().is_unspecified() {
+        let ip: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("{host}-builder{i}");
+        let password = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+        };
+        let h = hub.clone();
+        let (n2, p2) = (name.clone(), password.clone());
+        let arch = provision::koji_arch();
+        tokio::task::spawn_blocking(move || {
+            h.store
+                .write(|tx| provision::ensure_builder_host(tx, &n2, arch, &p2))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot provision builder {name}: {e}"))?;
+        tracing::info!(builder = %name, arch, "embedded builder provisioned");
+        out.push(DaemonConfig {
+            hub_url: format!("http://{loopback}/kojihub"),
+            user: name.clone(),
+            password,
+            maxjobs: 10,
+            workdir: hub.config.data_dir.join("builders").join(&name),
+            poll_interval: Duration::from_secs(5),
+            // The password was just replaced, so no other daemon can hold this host's session.
+            force_lock: true,
+        });
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn builder(
+    hub: String,
+    user: String,
+    password_file: PathBuf,
+    maxjobs: usize,
+    workdir: Option<PathBuf>,
+    poll_interval: f64,
+    force_lock: bool,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(&password_file).map_err(|e| {
+        format!(
+            "cannot read the password file {}: {e}",
+            password_file.display()
+        )
+    })?;
+    let password = text.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        return Err(format!(
+            "the password file {} is empty",
+            password_file.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(m) = std::fs::metadata(&password_file)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(file = %password_file.display(), "the password file is readable by other users; chmod 600 it");
+        }
+    }
+    if !(poll_interval.is_finite() && poll_interval > 0.0 && poll_interval <= 3600.0) {
+        return Err("--poll-interval must be between 0 and 3600 seconds".into());
+    }
+    if maxjobs == 0 {
+        return Err("--maxjobs must be at least 1".into());
+    }
+    let workdir = workdir
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("containerbuild-builder-{user}")));
+    let cfg = DaemonConfig {
+        hub_url: hub,
+        user,
+        password,
+        maxjobs,
+        workdir,
+        poll_interval: Duration::from_secs_f64(poll_interval),
+        force_lock,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            t.cancel();
+        });
+        daemon::run(cfg, Registry::default(), token)
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -185,6 +415,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let r = match cli.command {
@@ -192,7 +423,25 @@ fn main() -> ExitCode {
             data_dir,
             listen,
             config,
-        } => serve(data_dir, listen, config),
+            builders,
+        } => serve(data_dir, listen, config, builders),
+        Command::Builder {
+            hub,
+            user,
+            password_file,
+            maxjobs,
+            workdir,
+            poll_interval,
+            force_lock,
+        } => builder(
+            hub,
+            user,
+            password_file,
+            maxjobs,
+            workdir,
+            poll_interval,
+            force_lock,
+        ),
         Command::User { action } => user_command(action),
     };
     match r {

@@ -437,6 +437,8 @@ pub struct Signal {
     generation: Mutex<u64>,
     cv: Condvar,
     waiters: AtomicUsize,
+    /// Set at shutdown: waiters return at once instead of holding their threads.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A slot among the concurrent waiters; released on drop.
@@ -454,6 +456,12 @@ impl Signal {
         let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
         *g += 1;
         self.cv.notify_all();
+    }
+
+    /// Ends every current and future wait (hub shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.notify();
     }
 
     pub fn generation(&self) -> u64 {
@@ -474,7 +482,7 @@ impl Signal {
     /// generation then.
     pub fn wait_change(&self, seen: u64, deadline: Instant) -> u64 {
         let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        while *g == seen {
+        while *g == seen && !self.closed.load(Ordering::Acquire) {
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -31,42 +31,29 @@ use crate::xmlrpc::{Args, Fault, FaultCode, Struct, Value};
 // ---------------------------------------------------------------------------------------------
 // Checksums
 
-/// Adler-32 as `zlib.adler32` computes it (Koji's `adler32_constructor`).
-#[derive(Debug, Clone, Copy)]
-pub struct Adler32 {
-    a: u32,
-    b: u32,
-}
-
-impl Default for Adler32 {
-    fn default() -> Self {
-        Adler32 { a: 1, b: 0 }
-    }
-}
+/// Adler-32 as `zlib.adler32` computes it (Koji's `adler32_constructor`), from the `adler2`
+/// crate the builder uses too.
+#[derive(Clone, Default)]
+pub struct Adler32(adler2::Adler32);
 
 impl Adler32 {
-    const MOD: u32 = 65_521;
-    /// Most bytes before `b` could overflow 32 bits.
-    const NMAX: usize = 5552;
-
     pub fn update(&mut self, data: &[u8]) {
-        for block in data.chunks(Self::NMAX) {
-            for &byte in block {
-                self.a += u32::from(byte);
-                self.b += self.a;
-            }
-            self.a %= Self::MOD;
-            self.b %= Self::MOD;
-        }
+        self.0.write_slice(data);
     }
 
     pub fn value(&self) -> u32 {
-        (self.b << 16) | self.a
+        self.0.checksum()
     }
 
     /// `%08x`, as Koji reports it.
     pub fn hexdigest(&self) -> String {
         format!("{:08x}", self.value())
+    }
+}
+
+impl std::fmt::Debug for Adler32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adler32({:08x})", self.value())
     }
 }
 
@@ -341,7 +328,7 @@ pub async fn handle(
     match raw_upload(&hub, creds, query.as_deref(), peer, &headers, body).await {
         Ok(Ok((s, path))) => {
             let bytes = s.get("size").and_then(|v| v.as_int()).unwrap_or(0);
-            tracing::info!(
+            tracing::debug!(
                 path = %path.display(),
                 bytes,
                 elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,

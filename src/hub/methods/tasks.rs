@@ -611,19 +611,6 @@ fn download_task_output(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_iso;
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(parse_iso("1970-01-02"), Some(86_400.0));
-        assert_eq!(parse_iso("2024-01-01 00:00:00.5"), Some(1_704_067_200.5));
-        assert_eq!(parse_iso("2024-01-01T01:00"), Some(1_704_070_800.0));
-        assert_eq!(parse_iso("nonsense"), None);
-    }
-}
-
 /// Koji's `makeTask(*args, **opts)` = `make_task(method, arglist, **opts)`, admin only.
 fn make_task(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     use crate::store::tasks::{ChannelSel, TaskSpec};
@@ -676,4 +663,17 @@ fn make_task(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     let id = crate::hub::scheduler::create_task(ctx, &spec)?;
     tracing::info!(task_id = id, method = %method, "task created by makeTask");
     Ok(Value::Int(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_iso;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(parse_iso("1970-01-02"), Some(86_400.0));
+        assert_eq!(parse_iso("2024-01-01 00:00:00.5"), Some(1_704_067_200.5));
+        assert_eq!(parse_iso("2024-01-01T01:00"), Some(1_704_070_800.0));
+        assert_eq!(parse_iso("nonsense"), None);
+    }
 }
