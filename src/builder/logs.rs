@@ -53,10 +53,19 @@ impl TaskLog {
         &self.path
     }
 
-    /// Appends one line (a newline is added).
+    /// Appends one line, stamped with the UTC time (a newline is added).
     pub fn line(&self, text: &str) -> std::io::Result<()> {
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let mut buf = Vec::with_capacity(text.len() + 1);
+        // Stamped like Koji's `*_time` strings, so a reader can tell when the line was written.
+        let stamp = crate::xmlrpc::time::koji_time(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
+        let mut buf = Vec::with_capacity(stamp.len() + text.len() + 2);
+        buf.extend_from_slice(stamp.as_bytes());
+        buf.push(b' ');
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'\n');
         f.write_all(&buf)

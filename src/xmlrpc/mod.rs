@@ -5,6 +5,7 @@
 
 pub mod fault;
 pub mod sig;
+pub mod time;
 pub mod value;
 pub mod wire;
 

@@ -307,40 +307,13 @@ pub fn timestamp(key: &str, v: &Value) -> Result<f64, Fault> {
     match v {
         Value::Int(i) => Ok(*i as f64),
         Value::Double(d) => Ok(*d),
-        Value::String(s) => parse_iso(s)
+        Value::String(s) => crate::xmlrpc::time::parse_iso(s)
             .ok_or_else(|| Fault::generic(format!("Invalid time specification for {key}: {s}"))),
         other => Err(Fault::parameter(format!(
             "Invalid time for {key}: {}",
             other.type_name()
         ))),
     }
-}
-
-/// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` in UTC, or a bare date.
-fn parse_iso(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (date, time) = match s.split_once([' ', 'T']) {
-        Some((d, t)) => (d, t.trim_end_matches('Z').trim_end_matches("+00:00")),
-        None => (s, "00:00:00"),
-    };
-    let mut dp = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (dp.next()??, dp.next()??, dp.next()??);
-    let mut tp = time.split(':');
-    let h: i64 = tp.next()?.parse().ok()?;
-    let mi: i64 = tp.next().unwrap_or("0").parse().ok()?;
-    let sec: f64 = tp.next().unwrap_or("0").parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // days-from-civil (Howard Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + h * 3600 + mi * 60) as f64 + sec)
 }
 
 fn list_tasks(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
@@ -663,17 +636,4 @@ fn make_task(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     let id = crate::hub::scheduler::create_task(ctx, &spec)?;
     tracing::info!(task_id = id, method = %method, "task created by makeTask");
     Ok(Value::Int(id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_iso;
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(parse_iso("1970-01-02"), Some(86_400.0));
-        assert_eq!(parse_iso("2024-01-01 00:00:00.5"), Some(1_704_067_200.5));
-        assert_eq!(parse_iso("2024-01-01T01:00"), Some(1_704_070_800.0));
-        assert_eq!(parse_iso("nonsense"), None);
-    }
 }
