@@ -36,13 +36,15 @@ const TASK_OPEN: i64 = 1;
 
 /// How often running tasks are checked for cancellation.
 const CANCEL_CHECK: Duration = Duration::from_secs(1);
-/// `host.getTasks(wait=)` while idle: nothing can be canceled, so wait long.
-const IDLE_WAIT: i64 = 30;
+/// `host.getTasks(wait=)` while idle: nothing can be canceled, so wait long, but not longer than
+/// the check-in cadence below.
+const IDLE_WAIT: i64 = 10;
 /// `host.getTasks(wait=)` while tasks run: short, the loop also checks for cancels.
 const BUSY_WAIT: i64 = 1;
-/// `host.updateHost` is re-sent at least this often even when nothing changed (the hub's
-/// scheduler counts a host silent for 180 s as not ready).
-const HOST_UPDATE_REFRESH: Duration = Duration::from_secs(30);
+/// `host.updateHost` is re-sent at least this often even when nothing changed: the hub's
+/// scheduler counts a silent host as not ready after its ready timeout (Koji: 180 s) and frees its
+/// tasks after the host timeout; kojid checks in about every 15 s.
+const HOST_UPDATE_REFRESH: Duration = Duration::from_secs(10);
 /// Live logs are uploaded this often.
 const LOG_INTERVAL: Duration = Duration::from_millis(500);
 /// Running tasks get this long to stop at shutdown.
