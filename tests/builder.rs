@@ -21,15 +21,6 @@ const OPEN: i64 = 1;
 const CLOSED: i64 = 2;
 const CANCELED: i64 = 3;
 
-macro_rules! hub {
-    () => {
-        match Hub::start() {
-            Some(h) => h,
-            None => return,
-        }
-    };
-}
-
 /// A `containerbuild builder` child process, stopped with SIGTERM (by pid) when dropped.
 struct Builder {
     name: String,

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::assert_contains;
+
 use common::Hub;
 use containerbuild::store::{Store, StoreError, tasks};
 use containerbuild::xmlrpc::Value;
@@ -152,13 +154,6 @@ fn script(hub: &Hub, body: &str) -> String {
     hub.python_ok(&text)
 }
 
-fn assert_contains(haystack: &str, needle: &str) {
-    assert!(
-        haystack.contains(needle),
-        "expected {needle:?} in:\n{haystack}"
-    );
-}
-
 /// Session rules, the task life cycle, subtasks and waiting, results and failures.
 #[test]
 fn host_session_task_lifecycle_and_subtasks() {
@@ -274,9 +269,9 @@ print('T2 result ok')
 "#
         ),
     );
-    assert_contains(&out, "T2 result ok");
+    assert_contains(&out, "T2 result ok", "output");
     let out = hub.koji_ok(&["taskinfo", &t2.to_string()]);
-    assert_contains(&out, "State: closed");
+    assert_contains(&out, "State: closed", "output");
 }
 
 /// Refusals, freeing, two hosts sharing work, the host timeout and admin assignment.
@@ -363,12 +358,12 @@ print('OK')
 "#
         ),
     );
-    assert_contains(&out, "OK");
+    assert_contains(&out, "OK", "output");
     // The stock CLI's scheduler views work against this hub.
     let out = hub.koji_ok(&["scheduler-info", "--host", "b2.test"]);
-    assert_contains(&out, "b2.test");
+    assert_contains(&out, "b2.test", "output");
     let out = hub.koji_ok(&["scheduler-logs", "--task", &t1.to_string()]);
-    assert_contains(&out, "Host refused task: no handler for method");
+    assert_contains(&out, "Host refused task: no handler for method", "output");
 }
 
 /// `host.getTasks(wait=N)` answers as soon as a task is assigned to the host.
@@ -420,7 +415,7 @@ print('OK')
 "#
         ),
     );
-    assert_contains(&out, "OK");
+    assert_contains(&out, "OK", "output");
     for line in out
         .lines()
         .filter(|l| l.contains("latency") || l.contains("wait"))
@@ -562,7 +557,7 @@ print('OK')
 "#
         ),
     );
-    assert_contains(&out, "OK");
+    assert_contains(&out, "OK", "output");
     // Files are where Koji puts them, with the owner marker in per-user directories.
     let work = hub.data_dir().join("topdir/work");
     let user_file = std::fs::read_to_string(work.join("cli-import/abc/.user")).expect(".user");

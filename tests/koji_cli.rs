@@ -5,24 +5,9 @@
 
 mod common;
 
+use common::assert_contains;
+
 use common::{ADMIN, Hub, call_xml, fault_code, fault_string, header};
-
-/// Starts a hub or skips the test (see `common::koji_bin`).
-macro_rules! hub {
-    () => {
-        match Hub::start() {
-            Some(h) => h,
-            None => return,
-        }
-    };
-}
-
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what}: expected {needle:?} in:\n{haystack}"
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // Session basics

@@ -7,29 +7,9 @@
 
 mod common;
 
+use common::assert_contains;
+
 use common::{ADMIN, Hub, call_xml, fault_code, fault_string, header, member_value};
-
-macro_rules! hub {
-    () => {
-        match Hub::start() {
-            Some(h) => h,
-            None => return,
-        }
-    };
-    ($toml:expr) => {
-        match Hub::start_with_config($toml) {
-            Some(h) => h,
-            None => return,
-        }
-    };
-}
-
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what}: expected {needle:?} in:\n{haystack}"
-    );
-}
 
 /// Python prelude: `sess(user, password)` logs a fresh ClientSession in; `expect(cls, text, fn,
 /// *args)` calls `fn` and requires exactly exception class `cls` with message `text` (and

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::assert_contains;
+
 use std::path::PathBuf;
 
 use common::{ADMIN, Hub, header, raw_http};
@@ -16,22 +18,6 @@ use containerbuild::store::users::{self, UserRef};
 use containerbuild::store::{Store, StoreError, records, tasks};
 use containerbuild::xmlrpc::wire::{write_call, write_fault, write_response};
 use containerbuild::xmlrpc::{Fault, FaultCode, Struct, Value};
-
-macro_rules! hub {
-    () => {
-        match Hub::start() {
-            Some(h) => h,
-            None => return,
-        }
-    };
-}
-
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what}: expected {needle:?} in:\n{haystack}"
-    );
-}
 
 /// Python prelude: `anon()` and `sess(user, password)` clients and `expect(cls, text, fn, ...)`,
 /// which requires exactly exception class `cls` with message `text`.

@@ -6,25 +6,11 @@
 
 mod common;
 
+use common::assert_contains;
+
 use common::{ADMIN, Hub};
 use containerbuild::store::{Store, StoreError, records, tasks};
 use containerbuild::xmlrpc::{Struct, Value};
-
-macro_rules! hub {
-    () => {
-        match Hub::start() {
-            Some(h) => h,
-            None => return,
-        }
-    };
-}
-
-fn assert_contains(haystack: &str, needle: &str, what: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{what}: expected {needle:?} in:\n{haystack}"
-    );
-}
 
 /// The admin's user id, asked from the hub through the Python client.
 fn admin_id(hub: &Hub) -> i64 {

@@ -760,3 +760,29 @@ pub fn member_value(body: &str, name: &str) -> Option<String> {
             .replace("&amp;", "&"),
     )
 }
+
+/// Starts a hub (optionally with a TOML config) or returns from the test when the koji CLI is
+/// missing outside CI (see [`koji_bin`]).
+#[macro_export]
+macro_rules! hub {
+    () => {
+        match $crate::common::Hub::start() {
+            Some(h) => h,
+            None => return,
+        }
+    };
+    ($toml:expr) => {
+        match $crate::common::Hub::start_with_config($toml) {
+            Some(h) => h,
+            None => return,
+        }
+    };
+}
+
+/// Asserts that `haystack` contains `needle`, showing `what` and the whole text otherwise.
+pub fn assert_contains(haystack: &str, needle: &str, what: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{what}: expected {needle:?} in:\n{haystack}"
+    );
+}
