@@ -1,6 +1,7 @@
 //! The API methods, one module per area. Each module exports `methods()`; names, parameter names
 //! and defaults are exactly Koji's, because clients pass keyword arguments by name.
 
+pub mod container;
 pub mod host;
 pub mod records;
 pub mod system;
@@ -74,6 +75,7 @@ pub fn all() -> Vec<Method> {
     v.extend(users::methods());
     v.extend(tasks::methods());
     v.extend(records::methods());
+    v.extend(container::methods());
     v.extend(host::methods());
     v.extend(super::upload::methods());
     v
