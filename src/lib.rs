@@ -1,4 +1,5 @@
 //! containerbuild: a Koji-compatible hub and container builder in one binary.
+pub mod build;
 pub mod builder;
 pub mod hub;
 pub mod store;
