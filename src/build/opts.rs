@@ -491,56 +491,7 @@ fn check_opts_schema(opts: &Value, errors: &mut Vec<SchemaError>) {
     }
 }
 
-/// Python's `repr()` of a string.
-pub(crate) fn py_str(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
-}
-
-/// Python's `repr()` of the value XML-RPC (or YAML) produced.
-pub(crate) fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Nil => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Int(i) => i.to_string(),
-        Value::Double(d) => crate::xmlrpc::wire::python_float(*d).into_owned(),
-        Value::String(s) => py_str(s),
-        Value::Base64(_) => "<xmlrpc.client.Binary>".into(),
-        Value::DateTime(s) => format!("<DateTime {}>", py_str(s)),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Struct(s) => format!(
-            "{{{}}}",
-            s.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
+pub(crate) use crate::xmlrpc::value::{py_repr, py_str};
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 //! Names, parameters, defaults, return shapes and fault texts follow Koji 1.36. This hub keeps
 //! only the current state of its records, so `event=` arguments are accepted and ignored.
 
+use crate::xmlrpc::value::py_repr;
 use std::cmp::Ordering;
 use std::path::Path;
 
@@ -574,57 +575,6 @@ fn build_methods() -> Vec<Method> {
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
-
-/// Python's `repr()` of a value, for fault texts that use `%r`.
-fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Nil => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Int(i) => i.to_string(),
-        Value::Double(d) => {
-            if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e16 {
-                format!("{d:.1}")
-            } else {
-                d.to_string()
-            }
-        }
-        Value::String(s) => {
-            let q = if s.contains('\'') && !s.contains('"') {
-                '"'
-            } else {
-                '\''
-            };
-            let mut out = String::with_capacity(s.len() + 2);
-            out.push(q);
-            for c in s.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\t' => out.push_str("\\t"),
-                    '\r' => out.push_str("\\r"),
-                    c if c == q => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push(q);
-            out
-        }
-        Value::Base64(_) => "<xmlrpc.client.Binary>".into(),
-        Value::DateTime(s) => format!("<DateTime '{s}'>"),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Struct(s) => format!(
-            "{{{}}}",
-            s.iter()
-                .map(|(k, v)| format!("{}: {}", py_repr(&Value::str(k)), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
 
 /// Python's `str()` of a value, for fault texts that use `%s`.
 fn py_str(v: &Value) -> String {
