@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages needed to pip-install the stock koji CLI (its gssapi dependency
-# is built from source and needs krb5-config and Python headers). Debian/Ubuntu only; no-op when
-# everything is present.
+# Installs the system packages the build and its tests need: those to pip-install the stock koji
+# CLI (its gssapi dependency is built from source and needs krb5-config and Python headers), and
+# the container tools (buildah, skopeo, Debian's docker-registry, busybox-static for the fixture
+# base image, rpm). Debian/Ubuntu only; no-op when everything is present.
 set -euo pipefail
 
 need=0
+pkgs=()
 if ! dpkg -s libkrb5-dev >/dev/null 2>&1; then
     need=1
 fi
@@ -17,10 +19,22 @@ fi
 if ! command -v cc >/dev/null 2>&1; then
     need=1
 fi
-[ "$need" = 0 ] && exit 0
+[ "$need" = 1 ] && pkgs+=(libkrb5-dev python3-venv python3-dev gcc)
+
+# Container tools: package name, then a binary that shows it is installed some other way
+# (none for busybox-static: the base image needs the static build, not Debian's dynamic busybox).
+for pair in buildah:/usr/bin/buildah skopeo:/usr/bin/skopeo \
+    docker-registry:/usr/bin/docker-registry busybox-static: rpm:/usr/bin/rpm; do
+    pkg=${pair%%:*}
+    file=${pair#*:}
+    if ! dpkg -s "$pkg" >/dev/null 2>&1 && { [ -z "$file" ] || [ ! -x "$file" ]; }; then
+        pkgs+=("$pkg")
+    fi
+done
+[ "${#pkgs[@]}" = 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-deps: need libkrb5-dev, python3-venv, python3-dev and a C compiler; install them manually" >&2
+    echo "ensure-deps: need ${pkgs[*]}; install them manually" >&2
     exit 1
 fi
 
@@ -31,4 +45,4 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update
-"${SUDO[@]}" apt-get install -y --no-install-recommends libkrb5-dev python3-venv python3-dev gcc
+"${SUDO[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}"

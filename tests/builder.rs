@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Hub, call_xml, containerbuild_bin, member_value, random_password};
+use common::{Hub, call_xml, containerbuild_bin, random_password};
+use common::{host_id, task_state, wait_for};
 use containerbuild::store::{Store, StoreError, records, tasks, users};
 use containerbuild::xmlrpc::Value;
 
@@ -148,39 +149,6 @@ fn register(hub: &Hub, name: &str) {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
             .expect("chmod password file");
-    }
-}
-
-/// `(state, host_id)` of a task, from a raw `getTaskInfo`.
-fn task_state(hub: &Hub, id: i64) -> (i64, Option<i64>) {
-    let (_, _, body) = hub.raw_call(&call_xml("getTaskInfo", &[&format!("<int>{id}</int>")]));
-    let state = member_value(&body, "state")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no state for task {id}: {body}"));
-    let host = member_value(&body, "host_id").and_then(|s| s.parse().ok());
-    (state, host)
-}
-
-/// The id of host `name`.
-fn host_id(hub: &Hub, name: &str) -> i64 {
-    let (_, _, body) = hub.raw_call(&call_xml("getHost", &[&format!("<string>{name}</string>")]));
-    member_value(&body, "id")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no host {name}: {body}"))
-}
-
-/// Polls until `f` returns `Some`, or panics with `what` after `timeout`.
-fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

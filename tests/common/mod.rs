@@ -786,3 +786,36 @@ pub fn assert_contains(haystack: &str, needle: &str, what: &str) {
         "{what}: expected {needle:?} in:\n{haystack}"
     );
 }
+
+/// `(state, host_id)` of a task, from a raw `getTaskInfo`.
+pub fn task_state(hub: &Hub, id: i64) -> (i64, Option<i64>) {
+    let (_, _, body) = hub.raw_call(&call_xml("getTaskInfo", &[&format!("<int>{id}</int>")]));
+    let state = member_value(&body, "state")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no state for task {id}: {body}"));
+    let host = member_value(&body, "host_id").and_then(|s| s.parse().ok());
+    (state, host)
+}
+
+/// The id of host `name`.
+pub fn host_id(hub: &Hub, name: &str) -> i64 {
+    let (_, _, body) = hub.raw_call(&call_xml("getHost", &[&format!("<string>{name}</string>")]));
+    member_value(&body, "id")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no host {name}: {body}"))
+}
+
+/// Polls until `f` returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
