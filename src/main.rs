@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use containerbuild::builder::container::{BuildContainerHandler, ContainerSettings};
 use containerbuild::builder::daemon::{self, DaemonConfig};
-use containerbuild::builder::handlers::Registry;
+use containerbuild::builder::handlers::{Registry, SleepHandler};
 use containerbuild::hub::{Config, Hub};
 use containerbuild::store::{Store, provision, users};
 
@@ -25,6 +26,49 @@ use containerbuild::store::{Store, provision, users};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Container build settings of a builder; `buildContainer` is offered only with `--registry`.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ContainerArgs {
+    /// Registry images are pushed to (HOST:PORT); enables the buildContainer task.
+    #[arg(long)]
+    registry: Option<String>,
+    /// Talk to the registry over plain HTTP / without TLS verification.
+    #[arg(long)]
+    registry_insecure: bool,
+    /// Auth file (containers-auth.json format) with the registry credentials.
+    #[arg(long)]
+    registry_authfile: Option<PathBuf>,
+    /// buildah storage of this builder (default: <workdir>/buildah).
+    #[arg(long)]
+    buildah_root: Option<PathBuf>,
+}
+
+/// The handlers of a builder with these settings.
+fn handler_registry(c: &ContainerArgs, workdir: &std::path::Path) -> Result<Registry, String> {
+    let Some(host_port) = c.registry.as_deref() else {
+        if c.registry_insecure || c.registry_authfile.is_some() {
+            return Err("--registry-insecure and --registry-authfile need --registry".into());
+        }
+        return Ok(Registry::default());
+    };
+    let reg = containerbuild::build::registry::Registry::new(
+        host_port,
+        c.registry_insecure,
+        c.registry_authfile.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let root = c
+        .buildah_root
+        .clone()
+        .unwrap_or_else(|| workdir.join("buildah"));
+    let buildah = containerbuild::build::engine::BuildahConfig::with_state_dir(&root);
+    let settings = ContainerSettings::new(reg, buildah);
+    Ok(Registry::new(vec![
+        std::sync::Arc::new(SleepHandler),
+        std::sync::Arc::new(BuildContainerHandler::new(settings)),
+    ]))
 }
 
 #[derive(Subcommand)]
@@ -69,6 +113,8 @@ enum Command {
         /// Take the host's exclusive session even if another session holds it.
         #[arg(long)]
         force_lock: bool,
+        #[command(flatten)]
+        container: ContainerArgs,
     },
     /// Manage users directly in the database (works while no hub runs, e.g. to bootstrap).
     User {
@@ -351,6 +397,7 @@ fn builder(
     workdir: Option<PathBuf>,
     poll_interval: f64,
     force_lock: bool,
+    container: ContainerArgs,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(&password_file).map_err(|e| {
         format!(
@@ -382,6 +429,7 @@ fn builder(
     }
     let workdir = workdir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("containerbuild-builder-{user}")));
+    let handlers = handler_registry(&container, &workdir)?;
     let cfg = DaemonConfig {
         hub_url: hub,
         user,
@@ -402,7 +450,7 @@ fn builder(
             shutdown_signal().await;
             t.cancel();
         });
-        daemon::run(cfg, Registry::default(), token)
+        daemon::run(cfg, handlers, token)
             .await
             .map_err(|e| e.to_string())
     })
@@ -433,6 +481,7 @@ fn main() -> ExitCode {
             workdir,
             poll_interval,
             force_lock,
+            container,
         } => builder(
             hub,
             user,
@@ -441,6 +490,7 @@ fn main() -> ExitCode {
             workdir,
             poll_interval,
             force_lock,
+            container,
         ),
         Command::User { action } => user_command(action),
     };

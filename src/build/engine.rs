@@ -365,7 +365,7 @@ impl Buildah {
         &self,
         req: &BudRequest<'_>,
         cancel: &CancellationToken,
-        mut on_line: impl FnMut(&str),
+        mut on_line: impl FnMut(&str) + Send,
     ) -> Result<ImageId, EngineError> {
         let iid = ScratchFile::new(self.scratch_dir(), "iid");
         let mut args: Vec<OsString> = vec![
@@ -436,7 +436,7 @@ impl Buildah {
         dest: &str,
         opts: &PushOptions<'_>,
         cancel: &CancellationToken,
-        mut on_line: impl FnMut(&str),
+        mut on_line: impl FnMut(&str) + Send,
     ) -> Result<Digest, EngineError> {
         check_name("image", image)?;
         check_name("destination", dest)?;
@@ -586,7 +586,7 @@ impl Buildah {
         cancel: Option<&CancellationToken>,
         timeout: Option<Duration>,
         capture_stdout: bool,
-        on_line: &mut dyn FnMut(&str),
+        on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Finished, EngineError> {
         if cancel.is_some_and(CancellationToken::is_cancelled) {
             return Err(EngineError::Canceled);
@@ -923,7 +923,7 @@ fn parse_inspect(json: &[u8]) -> Result<ImageInfo, EngineError> {
 
 /// Where lines go: the caller's callback (or the stdout capture), the tail, the error line.
 struct Sink<'f> {
-    on_line: &'f mut dyn FnMut(&str),
+    on_line: &'f mut (dyn FnMut(&str) + Send),
     capture_stdout: bool,
     stdout: Vec<u8>,
     tail: VecDeque<String>,

@@ -12,6 +12,7 @@
 //! `containerbuild serve`.
 
 pub mod client;
+pub mod container;
 pub mod daemon;
 pub mod handlers;
 pub mod logs;
