@@ -88,6 +88,10 @@ enum Command {
         /// talking to this hub over HTTP); 0 runs the hub only.
         #[arg(long, default_value_t = 1)]
         builders: usize,
+        /// Container build settings of the embedded builders (each gets its own buildah storage
+        /// below its work directory unless `--buildah-root` is given).
+        #[command(flatten)]
+        container: ContainerArgs,
     },
     /// Run a builder: take tasks from a Koji hub and run them (kojid's job).
     Builder {
@@ -231,6 +235,7 @@ fn serve(
     listen: Option<SocketAddr>,
     config: Option<PathBuf>,
     builders: usize,
+    container: ContainerArgs,
 ) -> Result<(), String> {
     let mut cfg = match config {
         Some(p) => Config::from_file(&p).map_err(|e| e.to_string())?,
@@ -270,8 +275,9 @@ fn serve(
         for b in embedded {
             let token = builders_stop.clone();
             let name = b.user.clone();
+            let handlers = handler_registry(&container, &b.workdir)?;
             running.push(tokio::spawn(async move {
-                if let Err(e) = daemon::run(b, Registry::default(), token).await {
+                if let Err(e) = daemon::run(b, handlers, token).await {
                     tracing::error!(builder = %name, error = %e, "embedded builder stopped");
                 }
             }));
@@ -472,7 +478,8 @@ fn main() -> ExitCode {
             listen,
             config,
             builders,
-        } => serve(data_dir, listen, config, builders),
+            container,
+        } => serve(data_dir, listen, config, builders, container),
         Command::Builder {
             hub,
             user,
