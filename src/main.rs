@@ -11,7 +11,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use containerbuild::builder::container::{BuildContainerHandler, ContainerSettings};
+use containerbuild::builder::container::{
+    BuildContainerHandler, ContainerSettings, CreateContainerHandler,
+};
 use containerbuild::builder::daemon::{self, DaemonConfig};
 use containerbuild::builder::handlers::{Registry, SleepHandler};
 use containerbuild::hub::{Config, Hub};
@@ -67,7 +69,8 @@ fn handler_registry(c: &ContainerArgs, workdir: &std::path::Path) -> Result<Regi
     let settings = ContainerSettings::new(reg, buildah);
     Ok(Registry::new(vec![
         std::sync::Arc::new(SleepHandler),
-        std::sync::Arc::new(BuildContainerHandler::new(settings)),
+        std::sync::Arc::new(BuildContainerHandler::new(settings.clone())),
+        std::sync::Arc::new(CreateContainerHandler::new(settings)),
     ]))
 }
 

@@ -267,6 +267,12 @@ pub struct BudRequest<'a> {
     pub authfile: Option<&'a Path>,
     /// `buildtime_limit`.
     pub timeout: Option<Duration>,
+    /// `--platform os/arch[/variant]` (OCI names) for the image built and the base image chosen
+    /// from a manifest list. `None`: the machine's own.
+    pub platform: Option<String>,
+    /// `--volume host:container:ro` bind mounts for RUN steps only; nothing of them ends up in
+    /// a layer (how injected yum repo files reach `dnf` without being committed).
+    pub volumes: Vec<(PathBuf, String)>,
 }
 
 impl<'a> BudRequest<'a> {
@@ -280,6 +286,8 @@ impl<'a> BudRequest<'a> {
             tls_verify: true,
             authfile: None,
             timeout: None,
+            platform: None,
+            volumes: Vec::new(),
         }
     }
 }
@@ -387,6 +395,24 @@ impl Buildah {
         }
         args.push("--iidfile".into());
         args.push(iid.path.clone().into());
+        if let Some(p) = &req.platform {
+            check_name("platform", p)?;
+            args.push(format!("--platform={p}").into());
+        }
+        for (host, inside) in &req.volumes {
+            let host = host.to_str().ok_or_else(|| {
+                EngineError::Invalid(format!("volume path {} is not UTF-8", host.display()))
+            })?;
+            for part in [host, inside.as_str()] {
+                if part.contains(':') || part.contains(',') || !part.starts_with('/') {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid volume path {part:?}"
+                    )));
+                }
+            }
+            args.push("--volume".into());
+            args.push(format!("{host}:{inside}:ro").into());
+        }
         for (k, v) in req.build_args {
             check_kv("build arg", k, v)?;
             args.push("--build-arg".into());

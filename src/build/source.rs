@@ -127,6 +127,15 @@ impl ScmUrl {
         Ok(scm)
     }
 
+    /// The same source at another revision (a child task building exactly the commit its
+    /// parent resolved, even when the URL named a branch or tag that has moved since).
+    pub fn at_revision(&self, revision: &str) -> ScmUrl {
+        ScmUrl {
+            revision: revision.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// The URL as given.
     pub fn url(&self) -> &str {
         &self.url

@@ -1,13 +1,20 @@
-//! The `buildContainer` task (koji-containerbuild's builder plugin), first slice: one arch (the
-//! builder's own), built in the task itself without `createContainer` children.
+//! The container build tasks (koji-containerbuild's builder plugin, with OSBS's per-platform
+//! builds as Koji child tasks).
 //!
-//! Steps: opts -> target -> build tag arches -> checkout (`checkout-for-labels.log`) -> commit
-//! on `git_branch` -> Dockerfile labels -> release and NVR -> OSBS labels appended as one
-//! `LABEL` line -> `buildah bud` streamed into `<arch>.log` -> push `<unique>-<arch>` -> tags by
-//! re-tagging in the registry -> the plugin's result struct. The service's own steps go to
-//! `osbs-build.log`.
+//! `buildContainer` (the parent, arch `noarch`): opts -> target -> build tag arches -> checkout
+//! (`checkout-for-labels.log`) -> commit on `git_branch` -> Dockerfile labels and container.yaml
+//! -> package allow-list -> release and NVR -> tags -> one `createContainer` child per arch via
+//! `host.subtask(arch=...)`, waited for with fail-any -> manifest list (more than one arch) ->
+//! tags -> the plugin's result struct. While it waits it copies each child's `<arch>.log` into
+//! its own `<arch>.log`, so the parent task carries the per-platform logs as it does in OSBS.
+//!
+//! `createContainer(src, target, arch, build)` (one per arch, on a builder of that arch): checkout
+//! of the parent's commit -> Dockerfile edits (parent image, release ENV, OSBS labels as one
+//! `LABEL` line) -> yum repo files fetched and bind-mounted for RUN -> `buildah bud --platform`
+//! streamed into `<arch>.log` -> push `<unique>-<arch>` -> `docker-image-<config>.<arch>.tar.gz`
+//! (when archives are on) uploaded as task output -> a struct describing the image.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,21 +23,48 @@ use tokio_util::sync::CancellationToken;
 
 use super::handlers::{BoxFuture, TaskContext, TaskHandler};
 use super::logs::TaskLog;
+use crate::build::archive;
 use crate::build::container_yaml::{self, BuildTag, ContainerYaml};
 use crate::build::dockerfile::{self, AutoLabels, Dockerfile};
 use crate::build::engine::{BudRequest, Buildah, BuildahConfig, PushOptions};
 use crate::build::opts::{BuildKind, BuildOpts, build_error, container_error};
-use crate::build::registry::{self, Registry};
+use crate::build::registry::{self, Digest, ManifestEntry, Registry};
 use crate::build::source::{AllowedScms, Git, ScmUrl};
 use crate::xmlrpc::{Fault, FaultCode, Struct, Value};
 
-/// Default build time limit (seconds) when container.yaml sets none.
+/// Default build time limit (seconds) when container.yaml sets none (osbs-client's default).
 pub const DEFAULT_BUILDTIME_LIMIT: u64 = 3 * 3600;
-/// Largest `buildtime_limit` container.yaml may ask for.
-pub const MAX_BUILDTIME_LIMIT: u64 = 24 * 3600;
+/// Largest `buildtime_limit` container.yaml may ask for (osbs-client's default maximum).
+pub const MAX_BUILDTIME_LIMIT: u64 = 6 * 3600;
 
 /// Koji build states that make an NVR reusable: FAILED, CANCELED.
 const REUSABLE_STATES: [i64; 2] = [3, 4];
+/// Largest yum repo file accepted from a `yum_repourls` URL.
+const MAX_REPO_FILE: usize = 1 << 20;
+/// How long fetching one yum repo file may take.
+const REPO_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Child log bytes copied per `downloadTaskOutput` call.
+const MIRROR_CHUNK: i64 = 1 << 20;
+
+/// Whether a child writes the image archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArchiveMode {
+    /// `docker-image-<config digest>.<arch>.tar.gz`, uploaded as task output.
+    #[default]
+    DockerArchive,
+    /// No archive (the registry holds the image).
+    None,
+}
+
+impl ArchiveMode {
+    pub fn parse(s: &str) -> Option<ArchiveMode> {
+        match s {
+            "docker-archive" => Some(ArchiveMode::DockerArchive),
+            "none" => Some(ArchiveMode::None),
+            _ => None,
+        }
+    }
+}
 
 /// What a builder needs to build containers.
 #[derive(Debug, Clone)]
@@ -42,6 +76,7 @@ pub struct ContainerSettings {
     pub allowed_scms: AllowedScms,
     pub buildtime_default: u64,
     pub buildtime_max: u64,
+    pub archive: ArchiveMode,
 }
 
 impl ContainerSettings {
@@ -52,11 +87,12 @@ impl ContainerSettings {
             allowed_scms: AllowedScms::allow_all(),
             buildtime_default: DEFAULT_BUILDTIME_LIMIT,
             buildtime_max: MAX_BUILDTIME_LIMIT,
+            archive: ArchiveMode::default(),
         }
     }
 }
 
-/// The `buildContainer` handler.
+/// The `buildContainer` handler (the parent task).
 pub struct BuildContainerHandler {
     settings: Arc<ContainerSettings>,
 }
@@ -89,6 +125,39 @@ impl TaskHandler for BuildContainerHandler {
     }
 }
 
+/// The `createContainer` handler (one platform's image).
+pub struct CreateContainerHandler {
+    settings: Arc<ContainerSettings>,
+}
+
+impl CreateContainerHandler {
+    pub fn new(settings: ContainerSettings) -> CreateContainerHandler {
+        CreateContainerHandler {
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl TaskHandler for CreateContainerHandler {
+    fn method(&self) -> &'static str {
+        "createContainer"
+    }
+
+    fn weight(&self) -> f64 {
+        2.0
+    }
+
+    fn run(
+        &self,
+        ctx: TaskContext,
+        params: Vec<Value>,
+        kwargs: Struct,
+    ) -> BoxFuture<'_, Result<Value, Fault>> {
+        let settings = self.settings.clone();
+        Box::pin(async move { create(&settings, &ctx, params, kwargs).await })
+    }
+}
+
 fn unknown(message: impl Into<String>) -> Fault {
     Fault::raw(FaultCode::Unknown as i32, message)
 }
@@ -112,12 +181,109 @@ impl Drop for RaiseOnDrop {
     }
 }
 
-/// The arch this builder builds for (Koji's names).
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86" => "i686",
-        "powerpc64" => "ppc64",
-        a => a,
+/// Clones `scm` into `<workdir>/<dir>` on a blocking thread, logging git's output to `log`,
+/// and checks that the commit is on `branch` when one is given.
+async fn checkout(
+    ctx: &TaskContext,
+    scm: ScmUrl,
+    dir: &str,
+    log: &TaskLog,
+    branch: Option<String>,
+) -> Result<crate::build::source::Checkout, Fault> {
+    let dest = ctx.workdir().join(dir);
+    let cancel_flag = Arc::new(AtomicBool::new(false));
+    let _raise = RaiseOnDrop(cancel_flag.clone());
+    let git = Git::new().cancel_flag(cancel_flag.clone());
+    let mut file = log
+        .try_clone_file()
+        .map_err(|e| unknown(format!("cannot open {}: {e}", log.path().display())))?;
+    tokio::task::spawn_blocking(move || -> Result<_, Fault> {
+        let co = git.checkout(&scm, &dest, &mut file)?;
+        if let Some(b) = branch {
+            git.verify_on_branch(&dest, &co.commit, &b, &mut file)?;
+        }
+        Ok(co)
+    })
+    .await
+    .map_err(|e| unknown(format!("checkout crashed: {e}")))?
+}
+
+/// What the parent decided and every child builds (the `build` argument of `createContainer`).
+#[derive(Debug, Clone, PartialEq)]
+struct ChildBuild {
+    /// The commit the parent checked out (the child checks out exactly this).
+    commit: String,
+    release: String,
+    build_date: String,
+    unique_tag: String,
+    /// Repository path in the registry (the `name` label).
+    repository: String,
+    buildtime_limit: u64,
+    /// Pull spec replacing the final stage's parent image (`koji_parent_build`).
+    parent_image: Option<String>,
+    yum_repourls: Vec<String>,
+}
+
+impl ChildBuild {
+    fn to_value(&self) -> Value {
+        let mut s = Struct::new()
+            .with("commit", self.commit.clone())
+            .with("release", self.release.clone())
+            .with("build_date", self.build_date.clone())
+            .with("unique_tag", self.unique_tag.clone())
+            .with("repository", self.repository.clone())
+            .with("buildtime_limit", self.buildtime_limit as i64)
+            .with(
+                "yum_repourls",
+                Value::Array(self.yum_repourls.iter().map(Value::str).collect()),
+            );
+        if let Some(p) = &self.parent_image {
+            s.insert("parent_image", Value::str(p));
+        }
+        Value::from(s)
+    }
+
+    fn from_value(v: &Value) -> Result<ChildBuild, Fault> {
+        let s = v
+            .as_struct()
+            .ok_or_else(|| Fault::parameter("createContainer: build must be a struct"))?;
+        let text = |k: &str| -> Result<String, Fault> {
+            s.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| Fault::parameter(format!("createContainer: build.{k} is missing")))
+        };
+        let limit = s
+            .get("buildtime_limit")
+            .and_then(Value::as_int)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Fault::parameter("createContainer: build.buildtime_limit is missing"))?;
+        let yum = match s.get("yum_repourls") {
+            None | Some(Value::Nil) => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .ok_or_else(|| Fault::parameter("createContainer: build.yum_repourls is a list"))?
+                .iter()
+                .map(|u| {
+                    u.as_str().map(str::to_owned).ok_or_else(|| {
+                        Fault::parameter("createContainer: build.yum_repourls holds strings")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(ChildBuild {
+            commit: text("commit")?,
+            release: text("release")?,
+            build_date: text("build_date")?,
+            unique_tag: text("unique_tag")?,
+            repository: text("repository")?,
+            buildtime_limit: limit as u64,
+            parent_image: s
+                .get("parent_image")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            yum_repourls: yum,
+        })
     }
 }
 
@@ -127,9 +293,8 @@ async fn build(
     params: Vec<Value>,
     kwargs: Struct,
 ) -> Result<Value, Fault> {
-    let (params, kwargs) = merge_opts_kwarg(params, kwargs)?;
+    let params = merge_opts_kwarg(params, kwargs)?;
     let (src, target, opts) = BuildOpts::from_params(&params)?;
-    let _ = kwargs;
     let osbs = ctx.log("osbs-build")?;
     let io = log_io("osbs-build.log");
     osbs.line(&format!("buildContainer {src} {target}"))
@@ -155,6 +320,11 @@ async fn build(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let dest_tag_name = tinfo
+        .get("dest_tag_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let bc = session
         .call("getBuildConfig", vec![Value::Int(build_tag_id)])
         .await?;
@@ -168,32 +338,22 @@ async fn build(
     // Source.
     let scm = ScmUrl::parse(&src, &settings.allowed_scms)?;
     let checkout_log = ctx.log("checkout-for-labels")?;
-    let dest = ctx.workdir().join("checkout");
-    let cancel_flag = Arc::new(AtomicBool::new(false));
-    let _raise = RaiseOnDrop(cancel_flag.clone());
-    let branch = opts.git_branch.clone();
-    let checkout = {
-        let git = Git::new().cancel_flag(cancel_flag.clone());
-        let mut file = checkout_log
-            .try_clone_file()
-            .map_err(|e| unknown(format!("cannot open checkout-for-labels.log: {e}")))?;
-        let dest = dest.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, Fault> {
-            let co = git.checkout(&scm, &dest, &mut file)?;
-            git.verify_on_branch(&dest, &co.commit, &branch, &mut file)?;
-            Ok(co)
-        })
-        .await
-        .map_err(|e| unknown(format!("checkout crashed: {e}")))??
-    };
-    osbs.line(&format!("checked out commit {}", checkout.commit))
+    let co = checkout(
+        ctx,
+        scm,
+        "checkout",
+        &checkout_log,
+        Some(opts.git_branch.clone()),
+    )
+    .await?;
+    osbs.line(&format!("checked out commit {}", co.commit))
         .map_err(&io)?;
 
     // Dockerfile, container.yaml, arches.
-    let df = Dockerfile::load(&checkout.source_dir)?;
+    let df = Dockerfile::load(&co.source_dir)?;
     let labels = df.labels()?;
     let il = dockerfile::image_labels(&labels, opts.release.as_deref())?;
-    let cy = ContainerYaml::load(&checkout.source_dir)?;
+    let cy = ContainerYaml::load(&co.source_dir)?;
     let mut user_warnings = cy.user_warnings.clone();
     let arches = container_yaml::arch_list(
         BuildTag {
@@ -208,23 +368,22 @@ async fn build(
     for l in &arches.log {
         osbs.line(l).map_err(&io)?;
     }
-    let arch = host_arch();
-    if !arches
-        .arches
-        .iter()
-        .any(|a| container_yaml::canon_arch(a) == arch)
-    {
-        return Err(container_error(format!(
-            "Image build failed. This builder builds only {arch}, the build needs {}",
-            arches.arches.join(" ")
-        )));
-    }
-    for a in arches.arches.iter().filter(|a| *a != arch) {
-        let w = format!("arch {a} is not built yet: only single-arch builds are supported");
-        osbs.line(&w).map_err(&io)?;
-        user_warnings.push(w);
-    }
     let limit = cy.buildtime_limit(settings.buildtime_default, settings.buildtime_max)?;
+    let (yaml_tags, dropped) = cy.additional_tags();
+    for l in &dropped {
+        osbs.line(l).map_err(&io)?;
+    }
+    if let Some(r) = &il.release {
+        let vr = format!("{}-{r}", il.version);
+        let mut all: Vec<&str> = yaml_tags.iter().map(String::as_str).collect();
+        all.push(&vr);
+        dockerfile::check_tag_length(&all)?;
+    }
+
+    // Package allow-list (koji-containerbuild `check_whitelist`).
+    if opts.kind() != BuildKind::Scratch {
+        check_package_allowed(ctx, &dest_tag_name, &il.component).await?;
+    }
 
     // Release and NVR.
     let release = match &il.release {
@@ -236,16 +395,16 @@ async fn build(
     };
     let nvr = il.nvr_with(&release);
     osbs.line(&format!("NVR {nvr}")).map_err(&io)?;
-    if opts.kind() != BuildKind::Scratch && nvr_taken(ctx, &nvr).await? {
-        return Err(build_error(format!("Build already exists: {nvr}")));
+    if opts.kind() != BuildKind::Scratch
+        && let Some(id) = nvr_taken(ctx, &nvr).await?
+    {
+        return Err(build_error(format!(
+            "Build for {nvr} already exists, id {id}"
+        )));
     }
 
     // Tags and repository.
     let unique = dockerfile::new_unique_tag(Some(&target));
-    let (yaml_tags, dropped) = cy.additional_tags();
-    for l in &dropped {
-        osbs.line(l).map_err(&io)?;
-    }
     let yaml_tags = cy.tags_from_yaml().then_some(yaml_tags);
     let tags = dockerfile::tag_set(
         opts.kind(),
@@ -256,109 +415,122 @@ async fn build(
     )?;
     let reg = &settings.registry;
     let repository = dockerfile::repository(&reg.host_port, None, &il.name)?;
-
-    // The Dockerfile to build.
-    let mut text = df.text().to_string();
-    if let Some(parent) = opts.koji_parent_build.as_deref() {
-        return Err(container_error(format!(
-            "Image build failed. koji_parent_build ({parent}) is not supported yet"
-        )));
-    }
-    if !opts.yum_repourls.is_empty() {
-        return Err(container_error(
-            "Image build failed. yum_repourls are not supported yet by this builder",
-        ));
-    }
-    if let Some(env) = cy.set_release_env.as_deref() {
-        text = dockerfile::add_release_env(&text, env, &release)?;
-    }
-    let build_date = dockerfile::build_date(now());
-    let add = dockerfile::labels_to_add(
-        &labels,
-        &AutoLabels {
-            release: &release,
-            architecture: arch,
-            build_date: &build_date,
-            vcs_type: "git",
-            vcs_ref: &checkout.commit,
-        },
-    );
-    let text = dockerfile::add_labels(&text, &add);
-    let df_path: PathBuf = ctx.workdir().join(format!("Dockerfile.{arch}"));
-    std::fs::write(&df_path, &text)
-        .map_err(|e| unknown(format!("cannot write {}: {e}", df_path.display())))?;
-
-    // Build.
-    let arch_log = ctx.log(arch)?;
-    let buildah = Buildah::new(settings.buildah.clone());
-    for d in [
-        &settings.buildah.root,
-        &settings.buildah.runroot,
-        &settings.buildah.tmpdir,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        std::fs::create_dir_all(d)
-            .map_err(|e| unknown(format!("cannot create {}: {e}", d.display())))?;
-    }
-    let cancel = CancellationToken::new();
-    let _cancel_on_drop = cancel.clone().drop_guard();
-    let local = format!("localhost/containerbuild-task-{}:{arch}", ctx.task_id());
-    let mut req = BudRequest::new(&checkout.source_dir, &df_path, &local);
-    req.tls_verify = reg.tls_verify();
-    req.authfile = reg.authfile.as_deref();
-    req.timeout = Some(Duration::from_secs(limit));
-    osbs.line(&format!("building {nvr} for {arch}"))
-        .map_err(&io)?;
-    let on_line = |l: &str| write_line(&arch_log, l);
-    let image_id = match buildah.bud(&req, &cancel, on_line).await {
-        Ok(id) => id,
-        Err(e) => {
-            let _ = osbs.line(&format!("build failed: {}", e.reason()));
-            write_line(&arch_log, &format!("Image build failed. {}", e.reason()));
-            return Err(e.to_fault());
-        }
-    };
-    osbs.line(&format!("built image {image_id}")).map_err(&io)?;
-
-    // Push and tag.
     let name_path = repository
         .strip_prefix(&format!("{}/", reg.host_port))
         .unwrap_or(&il.name)
         .to_string();
-    let arch_tag = registry::arch_tag(&unique, arch);
-    let dest_ref = format!("{repository}:{arch_tag}");
-    let push_opts = PushOptions {
-        tls_verify: reg.tls_verify(),
-        authfile: reg.authfile.as_deref(),
-        timeout: Some(Duration::from_secs(limit)),
+
+    // Inputs every child needs, checked here so a bad one fails before any build starts.
+    let parent_image = match opts.koji_parent_build.as_deref() {
+        Some(p) => {
+            let pull = parent_pull_spec(ctx, p).await?;
+            // Fails now for a Dockerfile whose last stage is FROM scratch.
+            dockerfile::replace_last_from(df.text(), &pull)?;
+            osbs.line(&format!("koji_parent_build {p}: parent image {pull}"))
+                .map_err(&io)?;
+            Some(pull)
+        }
+        None => None,
     };
-    let digest = match buildah
-        .push(&local, &dest_ref, &push_opts, &cancel, |l| {
-            write_line(&arch_log, l)
+    for u in &opts.yum_repourls {
+        repo_file_name(u)?;
+    }
+    let child = ChildBuild {
+        commit: co.commit.clone(),
+        release: release.clone(),
+        build_date: dockerfile::build_date(now()),
+        unique_tag: unique.clone(),
+        repository: name_path.clone(),
+        buildtime_limit: limit,
+        parent_image,
+        yum_repourls: opts.yum_repourls.clone(),
+    };
+
+    // One child per arch.
+    let mut children = Vec::new();
+    for arch in &arches.arches {
+        let id = ctx
+            .subtask(
+                "createContainer",
+                vec![
+                    Value::str(src.clone()),
+                    Value::str(target.clone()),
+                    Value::str(arch.clone()),
+                    child.to_value(),
+                ],
+                Struct::new()
+                    .with("arch", arch.clone())
+                    .with("label", arch.clone()),
+            )
+            .await?;
+        osbs.line(&format!("createContainer for {arch}: task {id}"))
+            .map_err(&io)?;
+        children.push((id, arch.clone()));
+    }
+    let mirror = LogMirror::new(ctx, &children)?;
+    let ids: Vec<i64> = children.iter().map(|(id, _)| *id).collect();
+    let waited = {
+        let m = mirror.clone();
+        ctx.wait_all(&ids, move || {
+            let m = m.clone();
+            Box::pin(async move { m.copy().await })
         })
         .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = osbs.line(&format!("push failed: {}", e.reason()));
-            return Err(e.to_fault());
+    };
+    mirror.copy().await;
+    let results = match waited {
+        Ok(r) => r,
+        Err(f) => {
+            let _ = osbs.line(&format!("a platform build failed: {}", f.message));
+            return Err(f);
         }
     };
-    osbs.line(&format!("pushed {dest_ref} as {digest}"))
-        .map_err(&io)?;
-    let _ = buildah.rmi(&local).await;
+
+    // Manifest list and tags.
     let client = reg
         .client()
         .map_err(|e| container_error(format!("Image build failed. {e}")))?;
-    for t in tags.all() {
+    let mut entries = Vec::new();
+    for ((id, arch), r) in children.iter().zip(&results) {
+        let e = entry_of(r).ok_or_else(|| {
+            unknown(format!(
+                "createContainer task {id} ({arch}) returned no image"
+            ))
+        })?;
+        osbs.line(&format!("{arch}: {} ({} bytes)", e.digest, e.size))
+            .map_err(&io)?;
+        entries.push(e);
+    }
+    let source_tag = if let [only] = entries.as_slice() {
+        registry::arch_tag(&unique, &only.arch)
+    } else {
         let info = client
-            .tag(&name_path, &arch_tag, t)
+            .put_manifest_list(&name_path, &unique, &entries)
+            .await
+            .map_err(|e| {
+                container_error(format!(
+                    "Image build failed. cannot push the manifest list: {e}"
+                ))
+            })?;
+        osbs.line(&format!(
+            "pushed manifest list {repository}:{unique} ({})",
+            info.digest
+        ))
+        .map_err(&io)?;
+        unique.clone()
+    };
+    for t in tags.all().filter(|t| *t != source_tag) {
+        let info = client
+            .tag(&name_path, &source_tag, t)
             .await
             .map_err(|e| container_error(format!("Image build failed. cannot tag {t}: {e}")))?;
         osbs.line(&format!("tagged {repository}:{t} ({})", info.digest))
             .map_err(&io)?;
+    }
+    for a in arches.arches.iter() {
+        if !children.iter().any(|(_, c)| c == a) {
+            user_warnings.push(format!("arch {a} was not built"));
+        }
     }
 
     let mut result = Struct::new();
@@ -386,6 +558,431 @@ async fn build(
     Ok(Value::from(result))
 }
 
+/// A child's result as a manifest list entry.
+fn entry_of(r: &Value) -> Option<ManifestEntry> {
+    let s = r.as_struct()?;
+    Some(ManifestEntry {
+        digest: Digest::parse(s.get("digest")?.as_str()?).ok()?,
+        size: u64::try_from(s.get("size")?.as_int()?).ok()?,
+        media_type: s.get("media_type")?.as_str()?.to_owned(),
+        arch: s.get("arch")?.as_str()?.to_owned(),
+    })
+}
+
+/// Copies each child's `<arch>.log` (as far as the hub has it) to the parent's `<arch>.log`.
+#[derive(Clone)]
+struct LogMirror {
+    session: Arc<super::client::KojiClient>,
+    logs: Arc<Vec<(i64, String, TaskLog)>>,
+    offsets: Arc<tokio::sync::Mutex<Vec<i64>>>,
+}
+
+impl LogMirror {
+    fn new(ctx: &TaskContext, children: &[(i64, String)]) -> Result<LogMirror, Fault> {
+        let mut logs = Vec::new();
+        for (id, arch) in children {
+            logs.push((*id, format!("{arch}.log"), ctx.log(arch)?));
+        }
+        Ok(LogMirror {
+            session: ctx.session().clone(),
+            offsets: Arc::new(tokio::sync::Mutex::new(vec![0; logs.len()])),
+            logs: Arc::new(logs),
+        })
+    }
+
+    async fn copy(&self) {
+        let mut offsets = self.offsets.lock().await;
+        for (i, (id, name, log)) in self.logs.iter().enumerate() {
+            loop {
+                let Ok(v) = self
+                    .session
+                    .call(
+                        "downloadTaskOutput",
+                        vec![
+                            Value::Int(*id),
+                            Value::str(name.clone()),
+                            Value::Int(offsets[i]),
+                            Value::Int(MIRROR_CHUNK),
+                        ],
+                    )
+                    .await
+                else {
+                    break; // not uploaded yet
+                };
+                // Koji answers base64 text in a string (the client decodes it).
+                let data = match &v {
+                    Value::String(s) => {
+                        use base64::Engine as _;
+                        match base64::engine::general_purpose::STANDARD.decode(s) {
+                            Ok(d) => d,
+                            Err(_) => break,
+                        }
+                    }
+                    Value::Base64(b) => b.clone(),
+                    _ => break,
+                };
+                if data.is_empty() || log.write(&data).is_err() {
+                    break;
+                }
+                offsets[i] += data.len() as i64;
+            }
+        }
+    }
+}
+
+/// Koji arch -> OCI `os/arch[/variant]` for `buildah bud --platform`.
+fn platform_of(arch: &str) -> String {
+    match registry::oci_platform(arch) {
+        (a, Some(v)) => format!("linux/{a}/{v}"),
+        (a, None) => format!("linux/{a}"),
+    }
+}
+
+async fn create(
+    settings: &ContainerSettings,
+    ctx: &TaskContext,
+    params: Vec<Value>,
+    kwargs: Struct,
+) -> Result<Value, Fault> {
+    if let Some(k) = kwargs.keys().next() {
+        return Err(Fault::parameter(format!(
+            "handler() got an unexpected keyword argument '{k}'"
+        )));
+    }
+    let [src, _target, arch, build] = params.as_slice() else {
+        return Err(Fault::parameter(format!(
+            "handler() takes 5 positional arguments but {} were given",
+            params.len() + 1
+        )));
+    };
+    let (Some(src), Some(arch)) = (src.as_str(), arch.as_str()) else {
+        return Err(Fault::parameter(
+            "createContainer: src and arch must be strings",
+        ));
+    };
+    let b = ChildBuild::from_value(build)?;
+    let log = ctx.log(arch)?;
+    let io = log_io("the arch log");
+    log.line(&format!("createContainer {src} for {arch}"))
+        .map_err(&io)?;
+
+    // The parent's commit, exactly.
+    let scm = ScmUrl::parse(src, &settings.allowed_scms)?;
+    let scm = scm.at_revision(&b.commit);
+    let co = checkout(ctx, scm, "checkout", &log, None).await?;
+    if co.commit != b.commit {
+        return Err(unknown(format!(
+            "checked out {} instead of {}",
+            co.commit, b.commit
+        )));
+    }
+
+    // The Dockerfile this platform builds.
+    let df = Dockerfile::load(&co.source_dir)?;
+    let labels = df.labels()?;
+    let cy = ContainerYaml::load(&co.source_dir)?;
+    let mut text = df.text().to_string();
+    if let Some(p) = &b.parent_image {
+        text = dockerfile::replace_last_from(&text, p)?;
+    }
+    if let Some(env) = cy.set_release_env.as_deref() {
+        text = dockerfile::add_release_env(&text, env, &b.release)?;
+    }
+    let add = dockerfile::labels_to_add(
+        &labels,
+        &AutoLabels {
+            release: &b.release,
+            architecture: arch,
+            build_date: &b.build_date,
+            vcs_type: "git",
+            vcs_ref: &b.commit,
+        },
+    );
+    let text = dockerfile::add_labels(&text, &add);
+    let df_path: PathBuf = ctx.workdir().join(format!("Dockerfile.{arch}"));
+    std::fs::write(&df_path, &text)
+        .map_err(|e| unknown(format!("cannot write {}: {e}", df_path.display())))?;
+
+    // yum repos: fetched here, mounted into RUN steps, never committed into a layer.
+    let volumes = fetch_repos(ctx, &b.yum_repourls, &log).await?;
+
+    // Build.
+    let buildah = Buildah::new(settings.buildah.clone());
+    for d in [
+        &settings.buildah.root,
+        &settings.buildah.runroot,
+        &settings.buildah.tmpdir,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        std::fs::create_dir_all(d)
+            .map_err(|e| unknown(format!("cannot create {}: {e}", d.display())))?;
+    }
+    let reg = &settings.registry;
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    let local = format!("localhost/containerbuild-task-{}:{arch}", ctx.task_id());
+    let mut req = BudRequest::new(&co.source_dir, &df_path, &local);
+    req.tls_verify = reg.tls_verify();
+    req.authfile = reg.authfile.as_deref();
+    req.timeout = Some(Duration::from_secs(b.buildtime_limit));
+    req.platform = Some(platform_of(arch));
+    req.volumes = volumes;
+    let started = std::time::Instant::now();
+    let on_line = |l: &str| write_line(&log, l);
+    let image_id = match buildah.bud(&req, &cancel, on_line).await {
+        Ok(id) => id,
+        Err(e) => {
+            write_line(&log, &format!("Image build failed. {}", e.reason()));
+            return Err(e.to_fault());
+        }
+    };
+    log.line(&format!(
+        "built image {image_id} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ))
+    .map_err(&io)?;
+    let remaining = Duration::from_secs(b.buildtime_limit)
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(1));
+
+    // Push.
+    let arch_tag = registry::arch_tag(&b.unique_tag, arch);
+    let dest_ref = format!("{}/{}:{arch_tag}", reg.host_port, b.repository);
+    let push_opts = PushOptions {
+        tls_verify: reg.tls_verify(),
+        authfile: reg.authfile.as_deref(),
+        timeout: Some(remaining),
+    };
+    let digest = match buildah
+        .push(&local, &dest_ref, &push_opts, &cancel, |l| {
+            write_line(&log, l)
+        })
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            write_line(&log, &format!("push failed: {}", e.reason()));
+            return Err(e.to_fault());
+        }
+    };
+    log.line(&format!("pushed {dest_ref} as {digest}"))
+        .map_err(&io)?;
+    let client = reg
+        .client()
+        .map_err(|e| container_error(format!("Image build failed. {e}")))?;
+    let info = client
+        .manifest_head(&b.repository, &arch_tag)
+        .await
+        .map_err(|e| container_error(format!("Image build failed. {e}")))?
+        .ok_or_else(|| {
+            container_error(format!(
+                "Image build failed. {dest_ref} is not in the registry after the push"
+            ))
+        })?;
+    if info.digest != digest {
+        return Err(container_error(format!(
+            "Image build failed. the registry has {} for {dest_ref}, buildah pushed {digest}",
+            info.digest
+        )));
+    }
+
+    // Archive.
+    let mut result = Struct::new()
+        .with("arch", arch.to_owned())
+        .with("repository", format!("{}/{}", reg.host_port, b.repository))
+        .with("tag", arch_tag.clone())
+        .with("digest", digest.as_str().to_owned())
+        .with("media_type", info.media_type.clone())
+        .with("size", info.size as i64)
+        .with("image_id", image_id.as_str().to_owned());
+    if settings.archive == ArchiveMode::DockerArchive {
+        let a = write_archive(ctx, &buildah, &local, &image_id, arch, &b, &cancel, &log).await?;
+        result.insert("archive", Value::from(a));
+    }
+    let _ = buildah.rmi(&local).await;
+    Ok(Value::from(result))
+}
+
+/// `docker-image-<config digest hex>.<arch>.tar.gz`: `buildah push docker-archive:` into a FIFO
+/// that [`archive::gzip_parallel`] reads, so the uncompressed tar never lands on disk; then
+/// uploaded as task output. Returns Koji archive fields (filename, filesize, checksum).
+#[allow(clippy::too_many_arguments)]
+async fn write_archive(
+    ctx: &TaskContext,
+    buildah: &Buildah,
+    local: &str,
+    image_id: &Digest,
+    arch: &str,
+    b: &ChildBuild,
+    cancel: &CancellationToken,
+    log: &TaskLog,
+) -> Result<Struct, Fault> {
+    let name = format!("docker-image-{}.{arch}.tar.gz", image_id.hex());
+    let out_path = ctx.workdir().join(&name);
+    let fifo = ctx.workdir().join(format!("image-{arch}.tar.fifo"));
+    make_fifo(&fifo).map_err(|e| unknown(format!("cannot create {}: {e}", fifo.display())))?;
+    let started = std::time::Instant::now();
+    let compress = {
+        let fifo = fifo.clone();
+        let out_path = out_path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<archive::ArchiveStats> {
+            let input = std::fs::File::open(&fifo)?;
+            let output =
+                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out_path)?);
+            archive::gzip_parallel(input, output, archive::default_threads(), 6)
+        })
+    };
+    let dest = format!(
+        "docker-archive:{}:{}:{}",
+        fifo.display(),
+        b.repository,
+        registry::arch_tag(&b.unique_tag, arch)
+    );
+    let pushed = buildah
+        .push(local, &dest, &PushOptions::default(), cancel, |l| {
+            write_line(log, l)
+        })
+        .await;
+    // A push that failed before opening the FIFO leaves the reader waiting for a writer:
+    // open and close the write side once (non-blocking: fails harmlessly if nobody reads).
+    release_fifo(&fifo);
+    let stats = compress
+        .await
+        .map_err(|e| unknown(format!("archive compression crashed: {e}")))?;
+    let _ = std::fs::remove_file(&fifo);
+    if let Err(e) = pushed {
+        return Err(container_error(format!(
+            "Image build failed. cannot write the image archive: {}",
+            e.reason()
+        )));
+    }
+    let stats = stats.map_err(|e| unknown(format!("cannot write {name}: {e}")))?;
+    log.line(&format!(
+        "wrote {name}: {} bytes from a {} byte tar in {:.1} s",
+        stats.size,
+        stats.uncompressed,
+        started.elapsed().as_secs_f64()
+    ))
+    .map_err(log_io("the arch log"))?;
+    ctx.upload_file(&out_path, &name).await?;
+    let _ = std::fs::remove_file(&out_path);
+    Ok(Struct::new()
+        .with("filename", name)
+        .with("filesize", stats.size as i64)
+        .with("checksum", stats.md5)
+        .with("checksum_type", 0)
+        .with("sha256", stats.sha256))
+}
+
+fn make_fifo(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path holds a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn release_fifo(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}
+
+/// atomic-reactor's yum repo file name: the URL's base name (`.repo` added when missing) with
+/// `-<first 5 hex of sha256(url)>` before the extension, so two URLs never share a file.
+fn repo_file_name(url: &str) -> Result<String, Fault> {
+    let bad = |why: &str| build_error(format!("Invalid yum repo URL {url:?}: {why}"));
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| bad("only http:// and https:// URLs can be fetched"))?;
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| bad("the path is not UTF-8"))?;
+    let base = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if base.is_empty() || base == "." || base == ".." {
+        return Err(bad("the URL names no file"));
+    }
+    if !base
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+    {
+        return Err(bad(
+            "the file name may hold only letters, digits, '.', '_', '-', '+'",
+        ));
+    }
+    let base = if base.ends_with(".repo") {
+        base.to_string()
+    } else {
+        format!("{base}.repo")
+    };
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(url.as_bytes());
+    let suffix = format!("{:02x}{:02x}{:02x}", h[0], h[1], h[2]);
+    let stem = base.strip_suffix(".repo").unwrap_or(&base);
+    Ok(format!("{stem}-{}.repo", &suffix[..5]))
+}
+
+/// Fetches each repo file into `<workdir>/yum.repos.d/` and returns the bind mounts
+/// (`/etc/yum.repos.d/<name>`, read-only) for the build's RUN steps.
+async fn fetch_repos(
+    ctx: &TaskContext,
+    urls: &[String],
+    log: &TaskLog,
+) -> Result<Vec<(PathBuf, String)>, Fault> {
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = ctx.workdir().join("yum.repos.d");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| unknown(format!("cannot create {}: {e}", dir.display())))?;
+    let http = reqwest::Client::builder()
+        .timeout(REPO_FETCH_TIMEOUT)
+        .build()
+        .map_err(|e| unknown(format!("cannot make an HTTP client: {e}")))?;
+    let mut mounts = Vec::new();
+    for url in urls {
+        let name = repo_file_name(url)?;
+        let failed = |why: String| {
+            container_error(format!(
+                "Image build failed. cannot fetch yum repo {url}: {why}"
+            ))
+        };
+        let mut resp = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(failed(format!("HTTP {}", resp.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| failed(e.to_string()))? {
+            if body.len() + chunk.len() > MAX_REPO_FILE {
+                return Err(failed(format!("larger than {MAX_REPO_FILE} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let path = dir.join(&name);
+        std::fs::write(&path, &body)
+            .map_err(|e| unknown(format!("cannot write {}: {e}", path.display())))?;
+        log.line(&format!("yum repo {url} -> /etc/yum.repos.d/{name}"))
+            .map_err(log_io("the arch log"))?;
+        mounts.push((path, format!("/etc/yum.repos.d/{name}")));
+    }
+    Ok(mounts)
+}
+
 fn write_line(log: &TaskLog, line: &str) {
     let mut b = Vec::with_capacity(line.len() + 1);
     b.extend_from_slice(line.as_bytes());
@@ -394,11 +991,9 @@ fn write_line(log: &TaskLog, line: &str) {
 }
 
 /// `opts` may come as a keyword argument (`handler(src, target, opts=...)`).
-fn merge_opts_kwarg(
-    mut params: Vec<Value>,
-    mut kwargs: Struct,
-) -> Result<(Vec<Value>, Struct), Fault> {
-    if let Some(o) = kwargs.get("opts").cloned() {
+fn merge_opts_kwarg(mut params: Vec<Value>, kwargs: Struct) -> Result<Vec<Value>, Fault> {
+    let mut rest = kwargs;
+    if let Some(o) = rest.get("opts").cloned() {
         if params.len() >= 3 {
             return Err(Fault::parameter(
                 "handler() got multiple values for argument 'opts'",
@@ -408,29 +1003,54 @@ fn merge_opts_kwarg(
             params.push(Value::Nil);
         }
         params.push(o);
-        kwargs = kwargs.into_iter().filter(|(k, _)| k != "opts").collect();
+        rest = rest.into_iter().filter(|(k, _)| k != "opts").collect();
     }
-    if let Some(k) = kwargs.keys().next() {
+    if let Some(k) = rest.keys().next() {
         return Err(Fault::parameter(format!(
             "handler() got an unexpected keyword argument '{k}'"
         )));
     }
-    Ok((params, kwargs))
+    Ok(params)
 }
 
-/// Whether a build with this NVR exists in a state that keeps the NVR taken.
-async fn nvr_taken(ctx: &TaskContext, nvr: &str) -> Result<bool, Fault> {
+/// koji-containerbuild `check_whitelist`: the component must be listed in the destination tag
+/// and not blocked.
+async fn check_package_allowed(
+    ctx: &TaskContext,
+    dest_tag: &str,
+    component: &str,
+) -> Result<(), Fault> {
+    let cfg = ctx
+        .session()
+        .call(
+            "getPackageConfig",
+            vec![Value::str(dest_tag), Value::str(component)],
+        )
+        .await?;
+    match cfg.as_struct() {
+        None => Err(build_error(format!(
+            "package (container) {component} not in list for tag {dest_tag}"
+        ))),
+        Some(s) if s.get("blocked").is_some_and(Value::truthy) => Err(build_error(format!(
+            "package (container)  {component} is blocked for tag {dest_tag}"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The id of a build with this NVR in a state that keeps the NVR taken.
+async fn nvr_taken(ctx: &TaskContext, nvr: &str) -> Result<Option<i64>, Fault> {
     let b = ctx
         .session()
         .call("getBuild", vec![Value::str(nvr)])
         .await?;
-    Ok(match b.as_struct() {
-        None => false,
-        Some(s) => !s
+    Ok(b.as_struct().and_then(|s| {
+        let reusable = s
             .get("state")
             .and_then(Value::as_int)
-            .is_some_and(|st| REUSABLE_STATES.contains(&st)),
-    })
+            .is_some_and(|st| REUSABLE_STATES.contains(&st));
+        (!reusable).then(|| s.get("id").and_then(Value::as_int).unwrap_or(0))
+    }))
 }
 
 /// The next free release: Koji's `getNextRelease`, patched as atomic-reactor does, bumped
@@ -451,7 +1071,7 @@ async fn next_release(ctx: &TaskContext, il: &dockerfile::ImageLabels) -> Result
         Err(_) => "1".to_string(),
     };
     for _ in 0..1000 {
-        if !nvr_taken(ctx, &il.nvr_with(&release)).await? {
+        if nvr_taken(ctx, &il.nvr_with(&release)).await?.is_none() {
             return Ok(release);
         }
         release = dockerfile::patched_release(&release, true)?;
@@ -461,6 +1081,65 @@ async fn next_release(ctx: &TaskContext, il: &dockerfile::ImageLabels) -> Result
     )))
 }
 
+/// atomic-reactor `inject_parent_image`: the parent build's pull specs (build
+/// `extra.image.index.pull`, else an archive's `extra.docker.repositories`), preferring one by
+/// digest.
+async fn parent_pull_spec(ctx: &TaskContext, parent: &str) -> Result<String, Fault> {
+    let key = match parent.parse::<i64>() {
+        Ok(id) => Value::Int(id),
+        Err(_) => Value::str(parent),
+    };
+    let b = ctx.session().call("getBuild", vec![key]).await?;
+    let Some(b) = b.as_struct() else {
+        return Err(container_error(format!(
+            "Image build failed. Koji build, {parent}, not found"
+        )));
+    };
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let dig = |s: &Struct, path: &[&str]| -> Vec<String> {
+        let mut cur = s.get(path[0]);
+        for k in &path[1..] {
+            cur = cur.and_then(Value::as_struct).and_then(|s| s.get(k));
+        }
+        strings(cur)
+    };
+    let mut repos = dig(b, &["extra", "image", "index", "pull"]);
+    if repos.is_empty()
+        && let Some(id) = b.get("id").and_then(Value::as_int)
+    {
+        let archives = ctx
+            .session()
+            .call("listArchives", vec![Value::Int(id)])
+            .await?;
+        for a in archives.as_array().unwrap_or_default() {
+            if let Some(a) = a.as_struct() {
+                repos = dig(a, &["extra", "docker", "repositories"]);
+                if !repos.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    let nvr = b.get("nvr").and_then(Value::as_str).unwrap_or(parent);
+    let pick = repos
+        .iter()
+        .find(|r| r.contains('@'))
+        .or(repos.first())
+        .cloned();
+    pick.ok_or_else(|| {
+        container_error(format!(
+            "Image build failed. A suitable archive for Koji build {nvr} was not found"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,11 +1147,51 @@ mod tests {
     #[test]
     fn opts_may_come_as_a_keyword() {
         let kw = Struct::new().with("opts", Struct::new().with("git_branch", "main"));
-        let (p, k) =
+        let p =
             merge_opts_kwarg(vec![Value::str("git://h/r#1"), Value::str("t")], kw).expect("merged");
         assert_eq!(p.len(), 3);
-        assert!(k.keys().next().is_none());
         let bad = Struct::new().with("x", 1);
         assert_eq!(merge_opts_kwarg(vec![], bad).unwrap_err().code, 1019);
+    }
+
+    #[test]
+    fn repo_file_names_follow_atomic_reactor() {
+        let a = repo_file_name("http://example.com/repos/fedora.repo").expect("name");
+        let b = repo_file_name("http://example.com/other/fedora.repo").expect("name");
+        assert!(a.starts_with("fedora-") && a.ends_with(".repo"), "{a}");
+        assert_eq!(a.len(), "fedora-12345.repo".len());
+        assert_ne!(a, b);
+        let c = repo_file_name("https://example.com/x/updates?arch=x86_64").expect("name");
+        assert!(c.starts_with("updates-") && c.ends_with(".repo"), "{c}");
+        for bad in [
+            "ftp://example.com/a.repo",
+            "http://example.com/",
+            "http://example.com/a/..",
+            "http://example.com/a%2F..%2Fb.repo",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(repo_file_name(bad).unwrap_err().code, 1005, "{bad}");
+        }
+    }
+
+    #[test]
+    fn child_build_round_trips() {
+        let b = ChildBuild {
+            commit: "abc".into(),
+            release: "2".into(),
+            build_date: "2026-01-01T00:00:00".into(),
+            unique_tag: "t-12345-20260101000000".into(),
+            repository: "foo".into(),
+            buildtime_limit: 60,
+            parent_image: Some("r/p@sha256:00".into()),
+            yum_repourls: vec!["http://h/a.repo".into()],
+        };
+        assert_eq!(ChildBuild::from_value(&b.to_value()).expect("parse"), b);
+        assert_eq!(
+            ChildBuild::from_value(&Value::Int(1)).unwrap_err().code,
+            1019
+        );
+        assert_eq!(platform_of("x86_64"), "linux/amd64");
+        assert_eq!(platform_of("aarch64"), "linux/arm64/v8");
     }
 }

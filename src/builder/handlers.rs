@@ -87,6 +87,162 @@ impl TaskContext {
         })
     }
 
+    /// `host.subtask(method, arglist, parent=<this task>, **opts)`: a child task (Koji's
+    /// `BaseTaskHandler.subtask`). `opts` may hold `arch`, `label`, `channel`, `priority`.
+    pub async fn subtask(
+        &self,
+        method: &str,
+        arglist: Vec<Value>,
+        opts: Struct,
+    ) -> Result<i64, Fault> {
+        let v = self
+            .session
+            .call_kw(
+                "host.subtask",
+                vec![
+                    Value::str(method),
+                    Value::Array(arglist),
+                    Value::Int(self.task_id),
+                ],
+                opts,
+            )
+            .await?;
+        v.as_int().ok_or_else(|| {
+            Fault::raw(
+                FaultCode::Unknown as i32,
+                format!("host.subtask answered {v:?}, not a task id"),
+            )
+        })
+    }
+
+    /// Waits for all of `subtasks` (kojid's `wait(subtasks, all=True, failany=True)`): the task
+    /// is marked waiting (so it no longer counts against the host's capacity), and as soon as
+    /// one child fails or is canceled the others are canceled and that child's fault is this
+    /// task's fault. `on_poll` runs at every poll (e.g. to copy the children's logs).
+    /// Returns each child's result, in the order of `subtasks`.
+    pub async fn wait_all(
+        &self,
+        subtasks: &[i64],
+        mut on_poll: impl FnMut() -> BoxFuture<'static, ()> + Send,
+    ) -> Result<Vec<Value>, Fault> {
+        let ids = || Value::Array(subtasks.iter().copied().map(Value::Int).collect());
+        self.session
+            .call("host.taskSetWait", vec![Value::Int(self.task_id), ids()])
+            .await?;
+        let mut pause = WAIT_POLL_MIN;
+        loop {
+            on_poll().await;
+            let v = self
+                .session
+                .call("host.taskWait", vec![Value::Int(self.task_id)])
+                .await?;
+            let lists = v.as_array().unwrap_or_default();
+            let list = |i: usize| -> Vec<i64> {
+                lists
+                    .get(i)
+                    .and_then(Value::as_array)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Value::as_int)
+                    .collect()
+            };
+            let (finished, unfinished) = (list(0), list(1));
+            for id in &finished {
+                if let Err(e) = self
+                    .session
+                    .call("getTaskResult", vec![Value::Int(*id)])
+                    .await
+                {
+                    let fault = Fault::from(e);
+                    tracing::info!(
+                        task_id = self.task_id,
+                        child = id,
+                        code = fault.code,
+                        "subtask failed; canceling the others"
+                    );
+                    let _ = self
+                        .session
+                        .call("cancelTaskChildren", vec![Value::Int(self.task_id)])
+                        .await;
+                    return Err(fault);
+                }
+            }
+            if unfinished.is_empty() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(WAIT_POLL_MAX);
+            if !finished.is_empty() {
+                pause = WAIT_POLL_MIN;
+            }
+        }
+        on_poll().await;
+        self.session
+            .call("host.taskUnwait", vec![Value::Int(self.task_id)])
+            .await?;
+        let v = self
+            .session
+            .call(
+                "host.taskWaitResults",
+                vec![Value::Int(self.task_id), ids()],
+            )
+            .await?;
+        let pairs = v.as_array().unwrap_or_default();
+        subtasks
+            .iter()
+            .map(|id| {
+                pairs
+                    .iter()
+                    .filter_map(Value::as_array)
+                    .find(|p| p.first().and_then(Value::as_int) == Some(*id))
+                    .and_then(|p| p.get(1).cloned())
+                    .ok_or_else(|| {
+                        Fault::raw(
+                            FaultCode::Unknown as i32,
+                            format!("host.taskWaitResults has no result for task {id}"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Uploads a file of the work directory as task output `name` (kojid's `uploadFile`),
+    /// streamed in chunks, so `listTaskOutput` shows it and a later import can take it.
+    pub async fn upload_file(&self, path: &Path, name: &str) -> Result<(), Fault> {
+        use tokio::io::AsyncReadExt as _;
+        let err = |e: std::io::Error| {
+            Fault::raw(
+                FaultCode::Unknown as i32,
+                format!("cannot upload {}: {e}", path.display()),
+            )
+        };
+        let mut f = tokio::fs::File::open(path).await.map_err(err)?;
+        let remote = super::logs::task_upload_path(self.task_id);
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut offset = 0u64;
+        loop {
+            let mut got = 0;
+            while got < buf.len() {
+                let n = f.read(&mut buf[got..]).await.map_err(err)?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            if got == 0 && offset > 0 {
+                break;
+            }
+            self.session
+                .raw_upload(&remote, name, offset, &buf[..got], offset == 0)
+                .await?;
+            offset += got as u64;
+            if got < buf.len() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts a child process in its own process group, tracked so a cancel kills its tree.
     /// Build the command from an argv (`Command::new(prog).args(..)`), never a shell string.
     pub fn spawn(&self, cmd: &mut tokio::process::Command) -> Result<tokio::process::Child, Fault> {
@@ -99,6 +255,12 @@ impl TaskContext {
         })
     }
 }
+
+/// First and longest pause between `host.taskWait` polls.
+const WAIT_POLL_MIN: Duration = Duration::from_millis(100);
+const WAIT_POLL_MAX: Duration = Duration::from_secs(1);
+/// Bytes per `rawUpload` of an output file (kojid uses 1 MiB).
+const UPLOAD_CHUNK: usize = 4 << 20;
 
 /// The handlers a builder offers, by method name.
 #[derive(Clone)]
