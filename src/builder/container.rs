@@ -385,25 +385,36 @@ async fn build(
         check_package_allowed(ctx, &dest_tag_name, &il.component).await?;
     }
 
-    // Release and NVR.
+    // Tags and repository.
+    let reg = &settings.registry;
+    let repository = dockerfile::repository(&reg.host_port, None, &il.name)?;
+    let name_path = repository
+        .strip_prefix(&format!("{}/", reg.host_port))
+        .unwrap_or(&il.name)
+        .to_string();
+    let client = reg
+        .client()
+        .map_err(|e| container_error(format!("Image build failed. {e}")))?;
+
+    // Release and NVR: free in Koji and, until builds are imported, not yet a primary tag in
+    // the registry (a second build of a version gets the next release instead of overwriting).
     let release = match &il.release {
-        Some(r) => r.clone(),
+        Some(r) => {
+            if opts.kind() != BuildKind::Scratch
+                && let Some(why) = release_taken(ctx, &client, &name_path, &il, r).await?
+            {
+                return Err(build_error(why));
+            }
+            r.clone()
+        }
         None if opts.kind() == BuildKind::Scratch => {
             dockerfile::scratch_release(dockerfile::random_digits(), now() as i64)
         }
-        None => next_release(ctx, &il).await?,
+        None => next_release(ctx, &client, &name_path, &il).await?,
     };
     let nvr = il.nvr_with(&release);
     osbs.line(&format!("NVR {nvr}")).map_err(&io)?;
-    if opts.kind() != BuildKind::Scratch
-        && let Some(id) = nvr_taken(ctx, &nvr).await?
-    {
-        return Err(build_error(format!(
-            "Build for {nvr} already exists, id {id}"
-        )));
-    }
 
-    // Tags and repository.
     let unique = dockerfile::new_unique_tag(Some(&target));
     let yaml_tags = cy.tags_from_yaml().then_some(yaml_tags);
     let tags = dockerfile::tag_set(
@@ -413,12 +424,6 @@ async fn build(
         &release,
         yaml_tags.as_deref(),
     )?;
-    let reg = &settings.registry;
-    let repository = dockerfile::repository(&reg.host_port, None, &il.name)?;
-    let name_path = repository
-        .strip_prefix(&format!("{}/", reg.host_port))
-        .unwrap_or(&il.name)
-        .to_string();
 
     // Inputs every child needs, checked here so a bad one fails before any build starts.
     let parent_image = match opts.koji_parent_build.as_deref() {
@@ -487,9 +492,6 @@ async fn build(
     };
 
     // Manifest list and tags.
-    let client = reg
-        .client()
-        .map_err(|e| container_error(format!("Image build failed. {e}")))?;
     let mut entries = Vec::new();
     for ((id, arch), r) in children.iter().zip(&results) {
         let e = entry_of(r).ok_or_else(|| {
@@ -1053,9 +1055,41 @@ async fn nvr_taken(ctx: &TaskContext, nvr: &str) -> Result<Option<i64>, Fault> {
     }))
 }
 
+/// Why `release` cannot be used: a Koji build with the NVR that is not FAILED/CANCELED
+/// (koji-containerbuild's text), or the `{version}-{release}` tag already in the registry.
+async fn release_taken(
+    ctx: &TaskContext,
+    client: &registry::RegistryClient,
+    repo: &str,
+    il: &dockerfile::ImageLabels,
+    release: &str,
+) -> Result<Option<String>, Fault> {
+    let nvr = il.nvr_with(release);
+    if let Some(id) = nvr_taken(ctx, &nvr).await? {
+        return Ok(Some(format!("Build for {nvr} already exists, id {id}")));
+    }
+    let tag = format!("{}-{release}", il.version);
+    let found = client.manifest_head(repo, &tag).await.map_err(|e| {
+        container_error(format!(
+            "Image build failed. cannot look up {repo}:{tag}: {e}"
+        ))
+    })?;
+    Ok(found.map(|m| {
+        format!(
+            "Build for {nvr} already exists: the registry has {repo}:{tag} ({})",
+            m.digest
+        )
+    }))
+}
+
 /// The next free release: Koji's `getNextRelease`, patched as atomic-reactor does, bumped
-/// while the NVR is taken.
-async fn next_release(ctx: &TaskContext, il: &dockerfile::ImageLabels) -> Result<String, Fault> {
+/// while [`release_taken`].
+async fn next_release(
+    ctx: &TaskContext,
+    client: &registry::RegistryClient,
+    repo: &str,
+    il: &dockerfile::ImageLabels,
+) -> Result<String, Fault> {
     let info = Struct::new()
         .with("name", il.component.clone())
         .with("version", il.version.clone());
@@ -1071,7 +1105,10 @@ async fn next_release(ctx: &TaskContext, il: &dockerfile::ImageLabels) -> Result
         Err(_) => "1".to_string(),
     };
     for _ in 0..1000 {
-        if nvr_taken(ctx, &il.nvr_with(&release)).await?.is_none() {
+        if release_taken(ctx, client, repo, il, &release)
+            .await?
+            .is_none()
+        {
             return Ok(release);
         }
         release = dockerfile::patched_release(&release, true)?;
