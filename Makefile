@@ -2,17 +2,17 @@
 #
 #   make test   system deps + stock koji CLI in .venv, release build, all tests
 #   make lint   rustfmt and clippy, warnings are errors
-#   make demo   run a local hub on 127.0.0.1:8480 with data in .data (admin user: admin/admin)
+#   make demo       hub + builder, registry and git daemon on 127.0.0.1 with state in .demo; builds
+#                   the fixture container with the stock koji CLI and leaves the services running
+#   make demo-stop  stop them (by pid file)
 
 KOJI_VERSION := 1.36.1
 VENV         := $(CURDIR)/.venv
 KOJI_BIN     := $(VENV)/bin/koji
 BIN          := target/release/containerbuild
-DEMO_DATA    := .data
-DEMO_LISTEN  := 127.0.0.1:8480
 TEST_THREADS ?= 2
 
-.PHONY: test lint demo deps venv build
+.PHONY: test lint demo demo-stop deps venv build
 
 test: deps venv build
 	KOJI_BIN=$(KOJI_BIN) cargo test --release --no-fail-fast -- --test-threads=$(TEST_THREADS)
@@ -30,9 +30,8 @@ deps:
 venv: deps
 	@scripts/koji-venv.sh $(VENV) $(KOJI_VERSION)
 
-demo: venv build
-	@echo "koji CLI: $(KOJI_BIN) -c <profile file printed below> --user admin --password admin hello"
-	@if [ -z "$$(ls -A $(DEMO_DATA) 2>/dev/null)" ]; then \
-		printf 'admin\n' | $(BIN) user add admin --data-dir $(DEMO_DATA) --password-stdin --admin || true; \
-	fi
-	exec $(BIN) serve --data-dir $(DEMO_DATA) --listen $(DEMO_LISTEN)
+demo:
+	@KOJI_VERSION=$(KOJI_VERSION) scripts/demo.sh
+
+demo-stop:
+	@scripts/demo-stop.sh
