@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -273,14 +275,21 @@ impl Hub {
     }
 
     fn run_koji(&self, global: &[String], args: &[&str]) -> Output {
+        let cmd = self.koji_command(global, args);
+        let label = format!("koji {}", args.join(" "));
+        self.run_client(cmd, &label)
+    }
+
+    /// The configured `koji -c CONF GLOBAL... ARGS...` command, for a client the test runs in
+    /// the background (e.g. `watch-logs` during a build); the test waits for or kills it.
+    pub fn koji_command(&self, global: &[String], args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.koji);
         cmd.arg("-c")
             .arg(self.config_path())
             .args(global)
             .args(args);
         self.client_env(&mut cmd);
-        let label = format!("koji {}", args.join(" "));
-        self.run_client(cmd, &label)
+        cmd
     }
 
     /// Runs a Python script with the venv interpreter next to `KOJI_BIN`, with `KOJI_URL`,
@@ -817,5 +826,98 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
             "timed out after {timeout:?}: {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `containerbuild builder` process for host `name` (created with `arches` and put in the
+/// `container` channel), with a fresh password; SIGTERM by pid on drop, SIGKILL if it lingers.
+/// Its log is printed when the test panics.
+pub struct BuilderProc {
+    child: Option<Child>,
+    pub name: String,
+    pub log: PathBuf,
+    pub workdir: PathBuf,
+}
+
+impl BuilderProc {
+    pub fn start(hub: &Hub, name: &str, arches: &[&str], extra: &[&str]) -> BuilderProc {
+        let mut add = vec!["add-host", name];
+        add.extend_from_slice(arches);
+        hub.koji_ok(&add);
+        hub.koji_ok(&["add-host-to-channel", name, "container"]);
+        let password = random_password();
+        let data_dir = hub.data_dir();
+        let out = hub.containerbuild(
+            &[
+                "user",
+                "passwd",
+                name,
+                "--data-dir",
+                data_dir.to_str().expect("utf-8 path"),
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        );
+        assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
+        let pwfile = hub.dir().join(format!("{name}.password"));
+        std::fs::write(&pwfile, format!("{password}\n")).expect("write password file");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod password file");
+        let log = hub.dir().join(format!("builder-{name}.log"));
+        let out = File::create(&log).expect("builder log");
+        let err = out.try_clone().expect("builder log");
+        let workdir = hub.dir().join(format!("work-{name}"));
+        let child = Command::new(containerbuild_bin())
+            .args(["builder", "--hub", &hub.url(), "--user", name])
+            .arg("--password-file")
+            .arg(&pwfile)
+            .arg("--workdir")
+            .arg(&workdir)
+            .args(["--poll-interval", "1"])
+            .args(extra)
+            .env("CONTAINERBUILD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn builder");
+        BuilderProc {
+            child: Some(child),
+            name: name.to_owned(),
+            log,
+            workdir,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for BuilderProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signals the builder process this value started, by its pid.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !matches!(c.try_wait(), Ok(Some(_))) {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- builder {} log ----\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
     }
 }

@@ -212,6 +212,18 @@ fn package_methods() -> Vec<Method> {
             "Add a package to a tag's package list (or update its entry).",
             package_list_add,
         ),
+        Method::write(
+            "packageListBlock",
+            params![req("taginfo"), req("pkginfo"), opt("force", "False")],
+            "Block a listed package in a tag (and the tags inheriting from it).",
+            package_list_block,
+        ),
+        Method::write(
+            "packageListUnblock",
+            params![req("taginfo"), req("pkginfo"), opt("force", "False")],
+            "Lift a block of the package in this tag (an inherited one by an unblocked entry here).",
+            package_list_unblock,
+        ),
         Method::read(
             "getPackageConfig",
             params![req("tag"), req("pkg"), opt("event", "None")],
@@ -1324,9 +1336,88 @@ fn delete_build_target(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
 // Packages
 
 fn package_list_add(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
+    pkglist_add(
+        ctx,
+        PkgListAdd {
+            taginfo: arg(a, "taginfo"),
+            pkginfo: arg(a, "pkginfo"),
+            owner: a.get("owner"),
+            block: a.get("block").map(Value::truthy),
+            extra_arches: a.get("extra_arches"),
+            force: a.flag("force", false),
+            update: a.flag("update", false),
+        },
+    )
+}
+
+/// Koji's `pkglist_block`: the package must already be listed (possibly inherited).
+fn package_list_block(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
+    pkglist_change_listed(ctx, a, Some(true))
+}
+
+/// Koji's `pkglist_unblock`.
+fn package_list_unblock(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
+    pkglist_change_listed(ctx, a, Some(false))
+}
+
+fn pkglist_change_listed(ctx: &mut Ctx<'_>, a: &Args, block: Option<bool>) -> Result<Value, Fault> {
     let tag = tag_strict(ctx, arg(a, "taginfo"))?;
     let (tag_id, tag_name) = (id_of(&tag), name_of(&tag));
-    let pkginfo = arg(a, "pkginfo");
+    let (pkg_id, pkg_name) = lookup_strict(ctx, Named::Package, arg(a, "pkginfo"))?;
+    let listed = rec::package_list(
+        ctx.db,
+        &PkgListQuery {
+            tag_id: Some(tag_id),
+            pkg_id: Some(pkg_id),
+            inherit: true,
+            with_blocked: true,
+            ..PkgListQuery::default()
+        },
+    )?
+    .into_iter()
+    .next();
+    let Some(prev) = listed else {
+        return Err(Fault::generic(if block == Some(false) {
+            format!("no data (blocked or otherwise) for package {pkg_name} in tag {tag_name}")
+        } else {
+            format!("Package {pkg_name} is not in tag listing for {tag_name}")
+        }));
+    };
+    // An inherited block is lifted by an unblocked entry in this tag, as Koji does.
+    if block == Some(false) && rec::field_int(&prev, "blocked").unwrap_or(0) == 0 {
+        return Err(Fault::generic(format!(
+            "package {pkg_name} NOT blocked in tag {tag_name}"
+        )));
+    }
+    pkglist_add(
+        ctx,
+        PkgListAdd {
+            taginfo: arg(a, "taginfo"),
+            pkginfo: arg(a, "pkginfo"),
+            owner: None,
+            block,
+            extra_arches: None,
+            force: a.flag("force", false) || block == Some(false),
+            update: false,
+        },
+    )
+}
+
+/// The arguments of `packageListAdd`.
+struct PkgListAdd<'a> {
+    taginfo: &'a Value,
+    pkginfo: &'a Value,
+    owner: Option<&'a Value>,
+    block: Option<bool>,
+    extra_arches: Option<&'a Value>,
+    force: bool,
+    update: bool,
+}
+
+fn pkglist_add(ctx: &mut Ctx<'_>, a: PkgListAdd<'_>) -> Result<Value, Fault> {
+    let tag = tag_strict(ctx, a.taginfo)?;
+    let (tag_id, tag_name) = (id_of(&tag), name_of(&tag));
+    let pkginfo = a.pkginfo;
     let pkg = lookup(ctx, Named::Package, pkginfo)?;
     if pkg.is_none() && !matches!(pkginfo, Value::String(_)) {
         return Err(Fault::generic(format!(
@@ -1334,12 +1425,11 @@ fn package_list_add(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
             py_str(pkginfo)
         )));
     }
-    let mut owner = match a.get("owner") {
+    let mut owner = match a.owner {
         Some(o) => Some(find_user_strict(ctx, o)?.id),
         None => None,
     };
-    let force = a.flag("force", false);
-    let update = a.flag("update", false);
+    let (force, update) = (a.force, a.update);
     let user_id = ctx.user_id()?;
     if !ctx.has_perm("tag")? {
         return Err(Fault::not_allowed(
@@ -1353,7 +1443,7 @@ fn package_list_add(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
             (rec::create_package(ctx.db, n)?, n.to_string())
         }
     };
-    let mut extra_arches = match a.get("extra_arches") {
+    let mut extra_arches = match a.extra_arches {
         Some(v) => Some(parse_arches(v, true, true)?),
         None => None,
     };
@@ -1369,7 +1459,7 @@ fn package_list_add(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     )?
     .into_iter()
     .next();
-    let mut block = a.get("block").map(Value::truthy);
+    let mut block = a.block;
     let mut changed = false;
     let mut changed_owner = false;
     match &previous {
