@@ -1204,7 +1204,8 @@ mod tests {
             "ftp://example.com/a.repo",
             "http://example.com/",
             "http://example.com/a/..",
-            "http://example.com/a%2F..%2Fb.repo",
+            "http://example.com/a%00b.repo",
+            "http://example.com/x/%2E%2E",
             "file:///etc/passwd",
         ] {
             assert_eq!(repo_file_name(bad).unwrap_err().code, 1005, "{bad}");

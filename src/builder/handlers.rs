@@ -258,7 +258,7 @@ impl TaskContext {
 
 /// First and longest pause between `host.taskWait` polls.
 const WAIT_POLL_MIN: Duration = Duration::from_millis(100);
-const WAIT_POLL_MAX: Duration = Duration::from_secs(1);
+const WAIT_POLL_MAX: Duration = Duration::from_millis(250);
 /// Bytes per `rawUpload` of an output file (kojid uses 1 MiB).
 const UPLOAD_CHUNK: usize = 4 << 20;
 
