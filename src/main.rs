@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use containerbuild::builder::container::{
-    BuildContainerHandler, ContainerSettings, CreateContainerHandler,
+    ArchiveMode, BuildContainerHandler, ContainerSettings, CreateContainerHandler,
 };
 use containerbuild::builder::daemon::{self, DaemonConfig};
 use containerbuild::builder::handlers::{Registry, SleepHandler};
@@ -45,6 +45,16 @@ struct ContainerArgs {
     /// buildah storage of this builder (default: <workdir>/buildah).
     #[arg(long)]
     buildah_root: Option<PathBuf>,
+    /// How RUN steps are isolated: `chroot` (works as root without a runtime), `oci` or
+    /// `rootless`.
+    #[arg(long, default_value = "chroot")]
+    isolation: String,
+    /// OCI runtime for `--isolation oci` (runc, crun or a path).
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Image archive per arch: `docker-archive` (docker-image-*.tar.gz task output) or `none`.
+    #[arg(long, default_value = "docker-archive")]
+    archive: String,
 }
 
 /// The handlers of a builder with these settings.
@@ -65,8 +75,25 @@ fn handler_registry(c: &ContainerArgs, workdir: &std::path::Path) -> Result<Regi
         .buildah_root
         .clone()
         .unwrap_or_else(|| workdir.join("buildah"));
-    let buildah = containerbuild::build::engine::BuildahConfig::with_state_dir(&root);
-    let settings = ContainerSettings::new(reg, buildah);
+    let mut buildah = containerbuild::build::engine::BuildahConfig::with_state_dir(&root);
+    buildah.isolation =
+        containerbuild::build::engine::Isolation::parse(&c.isolation).ok_or_else(|| {
+            format!(
+                "--isolation must be chroot, oci or rootless, not {:?}",
+                c.isolation
+            )
+        })?;
+    if c.runtime.is_some() && buildah.isolation != containerbuild::build::engine::Isolation::Oci {
+        return Err("--runtime needs --isolation oci".into());
+    }
+    buildah.runtime = c.runtime.clone();
+    let mut settings = ContainerSettings::new(reg, buildah);
+    settings.archive = ArchiveMode::parse(&c.archive).ok_or_else(|| {
+        format!(
+            "--archive must be docker-archive or none, not {:?}",
+            c.archive
+        )
+    })?;
     Ok(Registry::new(vec![
         std::sync::Arc::new(SleepHandler),
         std::sync::Arc::new(BuildContainerHandler::new(settings.clone())),
