@@ -55,6 +55,17 @@ struct ContainerArgs {
     /// Image archive per arch: `docker-archive` (docker-image-*.tar.gz task output) or `none`.
     #[arg(long, default_value = "docker-archive")]
     archive: String,
+    /// Seconds a build may take when container.yaml sets no `buildtime_limit`.
+    #[arg(long, default_value_t = containerbuild::builder::container::DEFAULT_BUILDTIME_LIMIT)]
+    buildtime_limit: u64,
+    /// Largest `buildtime_limit` container.yaml may ask for, in seconds.
+    #[arg(long, default_value_t = containerbuild::builder::container::MAX_BUILDTIME_LIMIT)]
+    buildtime_max: u64,
+    /// Sources builds may come from, kojid's `allowed_scms` syntax: space-separated
+    /// `host:repository-glob[:use_common[:source_cmd]]` entries, `!` first to deny (default:
+    /// every host and repository).
+    #[arg(long)]
+    allowed_scms: Option<String>,
 }
 
 /// The handlers of a builder with these settings.
@@ -88,6 +99,17 @@ fn handler_registry(c: &ContainerArgs, workdir: &std::path::Path) -> Result<Regi
     }
     buildah.runtime = c.runtime.clone();
     let mut settings = ContainerSettings::new(reg, buildah);
+    if c.buildtime_limit == 0 || c.buildtime_limit > c.buildtime_max {
+        return Err(format!(
+            "--buildtime-limit must be between 1 and --buildtime-max ({})",
+            c.buildtime_max
+        ));
+    }
+    settings.buildtime_default = c.buildtime_limit;
+    settings.buildtime_max = c.buildtime_max;
+    if let Some(a) = &c.allowed_scms {
+        settings.allowed_scms = containerbuild::build::source::AllowedScms::parse(a);
+    }
     settings.archive = ArchiveMode::parse(&c.archive).ok_or_else(|| {
         format!(
             "--archive must be docker-archive or none, not {:?}",

@@ -36,7 +36,7 @@ struct Setup {
 
 /// A hub with tag `f40-build` (arches `build_arches`), tag `f40`, target `f40-candidate`,
 /// packages of the fixture repos in `f40`; one builder per `(name, arches)`.
-fn setup(build_arches: &str, hosts: &[(&str, &[&str])]) -> Option<Setup> {
+fn setup(build_arches: &str, hosts: &[(&str, &[&str])], extra: &[&str]) -> Option<Setup> {
     if !tools_present() {
         return None;
     }
@@ -67,18 +67,15 @@ fn setup(build_arches: &str, hosts: &[(&str, &[&str])]) -> Option<Setup> {
     let mut builders = Vec::new();
     for (name, arches) in hosts {
         let root = tmp.path().join(format!("buildah-{name}"));
-        builders.push(BuilderProc::start(
-            &hub,
-            name,
-            arches,
-            &[
-                "--registry",
-                &reg,
-                "--registry-insecure",
-                "--buildah-root",
-                root.to_str().expect("utf-8 path"),
-            ],
-        ));
+        let mut args = vec![
+            "--registry",
+            &reg,
+            "--registry-insecure",
+            "--buildah-root",
+            root.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        builders.push(BuilderProc::start(&hub, name, arches, &args));
     }
     Some(Setup {
         hub,
@@ -214,7 +211,7 @@ fn tag_of(spec: &str) -> &str {
 
 #[test]
 fn normal_isolated_and_scratch_builds() {
-    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])]) else {
+    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])], &[]) else {
         return;
     };
     let reg = s.registry.host_port();
@@ -389,7 +386,12 @@ fn walk_find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
 
 #[test]
 fn every_validation_is_a_koji_fault() {
-    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])]) else {
+    // kojid's allowed_scms: the first matching entry decides (hosts carry the port).
+    let Some(s) = setup(
+        "x86_64",
+        &[("b1", &["x86_64"])],
+        &["--allowed-scms", "!127.0.0.1*:/denied.git 127.0.0.1*:/*"],
+    ) else {
         return;
     };
     let plain = format!("{}#{}", s.git.url("plain"), s.fixtures.sha("plain"));
@@ -567,6 +569,23 @@ fn every_validation_is_a_koji_fault() {
         assert_contains(&out, &format!("FAULT 1005 {text}"), repo_name);
     }
 
+    // A repository the builder's allowed_scms denies.
+    let denied = extra_repo(
+        &s,
+        "denied",
+        &format!(
+            "FROM {}\nLABEL com.redhat.component=plain-container name=plain version=1\n",
+            s.fixtures.base_ref()
+        ),
+    );
+    let id = s.submit_src(&denied, "{'git_branch': 'main'}");
+    assert_eq!(s.wait_end(id), FAILED);
+    assert_contains(
+        &s.outcome(id),
+        "/denied.git is not in the list of allowed SCMs",
+        "allowed_scms",
+    );
+
     // Anonymous callers cannot submit.
     let anon = s.hub.koji_noauth(&[
         "call",
@@ -582,6 +601,11 @@ fn every_validation_is_a_koji_fault() {
 /// A one-commit bare repo `<name>.git` next to the fixtures' repos, on branch `main`; returns
 /// its `git://...#sha` source.
 fn extra_repo(s: &Setup, name: &str, dockerfile: &str) -> String {
+    extra_repo_files(s, name, &[("Dockerfile", dockerfile)])
+}
+
+/// [`extra_repo`] with any files.
+fn extra_repo_files(s: &Setup, name: &str, files: &[(&str, &str)]) -> String {
     let work = s.fixtures.scratch(&format!("work-{name}"));
     let git = |args: &[&str], dir: &Path| {
         run_ok(
@@ -601,7 +625,9 @@ fn extra_repo(s: &Setup, name: &str, dockerfile: &str) -> String {
         )
     };
     git(&["init", "-q", "-b", "main"], &work);
-    std::fs::write(work.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    for (file, text) in files {
+        std::fs::write(work.join(file), text).expect("write repo file");
+    }
     git(&["add", "-A"], &work);
     git(&["commit", "-q", "-m", "init"], &work);
     let sha = git(&["rev-parse", "HEAD"], &work);
@@ -673,7 +699,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn failing_run_and_cancel_during_run() {
-    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])]) else {
+    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])], &[]) else {
         return;
     };
     // A failing RUN: 2001, the failing line in the parent's and the child's x86_64.log.
@@ -720,6 +746,29 @@ fn failing_run_and_cancel_during_run() {
         "buildah and the RUN's processes to be gone",
         || running.iter().all(|(p, _)| !alive(*p)).then_some(()),
     );
+    // container.yaml's buildtime_limit: the build is killed when it passes.
+    let src = extra_repo_files(
+        &s,
+        "limited",
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {}\nLABEL com.redhat.component=slow-container name=limited version=1\nRUN echo waiting && sleep 120\n",
+                    s.fixtures.base_ref()
+                ),
+            ),
+            ("container.yaml", "buildtime_limit: 3\n"),
+        ],
+    );
+    let id = s.submit_src(&src, "{'git_branch': 'main', 'scratch': True}");
+    assert_eq!(s.wait_end(id), FAILED);
+    assert_contains(
+        &s.outcome(id),
+        "exceeded its time limit of 3 s",
+        "buildtime_limit",
+    );
+
     // The builder takes the next build at once.
     let id = s.submit("plain", "{'git_branch': 'main', 'scratch': True}");
     assert_eq!(s.wait_end(id), CLOSED, "{}", s.outcome(id));
@@ -727,7 +776,7 @@ fn failing_run_and_cancel_during_run() {
 
 #[test]
 fn yum_repourls_are_mounted_for_run() {
-    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])]) else {
+    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])], &[]) else {
         return;
     };
     if which("python3").is_none() {
@@ -859,6 +908,7 @@ fn two_arches_fan_out_to_two_hosts() {
     let Some(s) = setup(
         "x86_64 aarch64",
         &[("b1", &["x86_64"]), ("b2", &["aarch64"])],
+        &[],
     ) else {
         return;
     };
