@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Hub, call_xml, containerbuild_bin, random_password};
+use common::{BuilderProc, Hub, call_xml, host_password_file, host_workdir};
 use common::{host_id, task_state, wait_for};
 use containerbuild::store::{Store, StoreError, records, tasks, users};
 use containerbuild::xmlrpc::Value;
@@ -22,134 +21,27 @@ const OPEN: i64 = 1;
 const CLOSED: i64 = 2;
 const CANCELED: i64 = 3;
 
-/// A `containerbuild builder` child process, stopped with SIGTERM (by pid) when dropped.
-struct Builder {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
+/// Starts builders for hosts registered with `koji add-host NAME x86_64`.
+struct Builder;
 
 impl Builder {
-    /// Registers host `name` (add-host, container channel, password) and starts its builder.
-    fn start(hub: &Hub, name: &str) -> Builder {
-        register(hub, name);
-        Builder::spawn(hub, name, &[])
+    /// Registers host `name` (x86_64, container channel, password) and starts its builder.
+    fn start(hub: &Hub, name: &str) -> BuilderProc {
+        BuilderProc::start(hub, name, &["x86_64"], &[])
     }
 
     /// Starts `containerbuild builder` for an already registered host.
-    fn spawn(hub: &Hub, name: &str, extra: &[&str]) -> Builder {
-        let log = hub.dir().join(format!("builder-{name}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open builder log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(containerbuild_bin())
-            .args([
-                "builder",
-                "--hub",
-                &hub.url(),
-                "--user",
-                name,
-                "--password-file",
-            ])
-            .arg(password_file(hub, name))
-            .arg("--workdir")
-            .arg(workdir(hub, name))
-            .args(["--poll-interval", "1"])
-            .args(extra)
-            .env("CONTAINERBUILD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn builder");
-        Builder {
-            name: name.to_string(),
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// SIGKILL: the builder gets no chance to clean up (a crash).
-    fn kill_hard(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits up to `within` for a clean exit; returns the exit code.
-    fn terminate(&mut self, within: Duration) -> Option<i32> {
-        let mut child = self.child.take()?;
-        // SAFETY: signals the builder process we started, by its pid.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Builder {
-    fn drop(&mut self) {
-        self.terminate(Duration::from_secs(20));
-        if std::thread::panicking() {
-            eprintln!("---- builder {} log ----\n{}", self.name, self.log());
-        }
+    fn spawn(hub: &Hub, name: &str, extra: &[&str]) -> BuilderProc {
+        BuilderProc::spawn(hub, name, extra)
     }
 }
 
 fn password_file(hub: &Hub, name: &str) -> PathBuf {
-    hub.dir().join(format!("{name}.password"))
+    host_password_file(hub, name)
 }
 
 fn workdir(hub: &Hub, name: &str) -> PathBuf {
-    hub.dir().join(format!("work-{name}"))
-}
-
-/// `koji add-host NAME x86_64`, `koji add-host-to-channel NAME container`, a password set with
-/// `containerbuild user passwd` and written to a 0600 file.
-fn register(hub: &Hub, name: &str) {
-    hub.koji_ok(&["add-host", name, "x86_64"]);
-    hub.koji_ok(&["add-host-to-channel", name, "container"]);
-    let password = random_password();
-    let data_dir = hub.data_dir();
-    let out = hub.containerbuild(
-        &[
-            "user",
-            "passwd",
-            name,
-            "--data-dir",
-            data_dir.to_str().expect("utf-8 path"),
-            "--password-stdin",
-        ],
-        &format!("{password}\n"),
-    );
-    assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
-    let pwfile = password_file(hub, name);
-    std::fs::write(&pwfile, format!("{password}\n")).expect("write password file");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod password file");
-    }
+    host_workdir(hub, name)
 }
 
 fn wait_state(hub: &Hub, id: i64, want: i64, timeout: Duration) -> Option<i64> {

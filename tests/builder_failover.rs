@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Hub, containerbuild_bin, random_password};
+use common::{BuilderProc, Hub, register_host};
 use common::{host_id, task_state, wait_for};
 
 /// Koji task states.
@@ -25,95 +23,12 @@ const ASSIGNED: i64 = 4;
 // ---------------------------------------------------------------------------------------------
 // Builder processes
 
-/// A `containerbuild builder` child process: SIGTERM (by pid) and a bounded wait when dropped.
-struct Builder {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
+/// Starts builders for hosts registered with [`register`].
+struct Builder;
 
 impl Builder {
-    /// Starts `containerbuild builder` for a host registered with [`register`].
-    fn spawn(hub: &Hub, name: &str) -> Builder {
-        let log = hub.dir().join(format!("builder-{name}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open builder log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(containerbuild_bin())
-            .args([
-                "builder",
-                "--hub",
-                &hub.url(),
-                "--user",
-                name,
-                "--password-file",
-            ])
-            .arg(password_file(hub, name))
-            .arg("--workdir")
-            .arg(hub.dir().join(format!("work-{name}")))
-            .args(["--poll-interval", "1"])
-            .env("CONTAINERBUILD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn builder");
-        Builder {
-            name: name.to_string(),
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
-    }
-
-    /// SIGKILL (a crash: no `host.freeTasks`, no logout) and reap.
-    fn kill_hard(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then up to `within` for a clean exit (SIGKILL after that).
-    fn terminate(&mut self, within: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: signals the builder process this test started, by its pid.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Builder {
-    fn drop(&mut self) {
-        self.terminate(Duration::from_secs(20));
-        if std::thread::panicking() {
-            eprintln!("---- builder {} log ----\n{}", self.name, self.log());
-        }
+    fn spawn(hub: &Hub, name: &str) -> BuilderProc {
+        BuilderProc::spawn(hub, name, &[])
     }
 }
 
@@ -144,38 +59,9 @@ impl Drop for Orphans {
     }
 }
 
-fn password_file(hub: &Hub, name: &str) -> PathBuf {
-    hub.dir().join(format!("{name}.password"))
-}
-
-/// `koji add-host NAME x86_64`, `koji add-host-to-channel NAME container`, a password set with
-/// `containerbuild user passwd` (also written to a 0600 file for the builder); returns it.
+/// `koji add-host NAME x86_64`, the container channel and a password; returns it.
 fn register(hub: &Hub, name: &str) -> String {
-    hub.koji_ok(&["add-host", name, "x86_64"]);
-    hub.koji_ok(&["add-host-to-channel", name, "container"]);
-    let password = random_password();
-    let data_dir = hub.data_dir();
-    let out = hub.containerbuild(
-        &[
-            "user",
-            "passwd",
-            name,
-            "--data-dir",
-            data_dir.to_str().expect("utf-8 path"),
-            "--password-stdin",
-        ],
-        &format!("{password}\n"),
-    );
-    assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
-    let pwfile = password_file(hub, name);
-    std::fs::write(&pwfile, format!("{password}\n")).expect("write password file");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod password file");
-    }
-    password
+    register_host(hub, name, &["x86_64"])
 }
 
 // ---------------------------------------------------------------------------------------------

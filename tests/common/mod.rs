@@ -829,9 +829,48 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-/// A `containerbuild builder` process for host `name` (created with `arches` and put in the
-/// `container` channel), with a fresh password; SIGTERM by pid on drop, SIGKILL if it lingers.
-/// Its log is printed when the test panics.
+/// The password file of host `name` (written by [`register_host`]).
+pub fn host_password_file(hub: &Hub, name: &str) -> PathBuf {
+    hub.dir().join(format!("{name}.password"))
+}
+
+/// The work directory a [`BuilderProc`] of host `name` uses.
+pub fn host_workdir(hub: &Hub, name: &str) -> PathBuf {
+    hub.dir().join(format!("work-{name}"))
+}
+
+/// `koji add-host NAME ARCHES...`, `koji add-host-to-channel NAME container`, and a fresh
+/// password set with `containerbuild user passwd` and written to a 0600 file; returns it.
+pub fn register_host(hub: &Hub, name: &str, arches: &[&str]) -> String {
+    let mut add = vec!["add-host", name];
+    add.extend_from_slice(arches);
+    hub.koji_ok(&add);
+    hub.koji_ok(&["add-host-to-channel", name, "container"]);
+    let password = random_password();
+    let data_dir = hub.data_dir();
+    let out = hub.containerbuild(
+        &[
+            "user",
+            "passwd",
+            name,
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+            "--password-stdin",
+        ],
+        &format!("{password}\n"),
+    );
+    assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
+    let pwfile = host_password_file(hub, name);
+    std::fs::write(&pwfile, format!("{password}\n")).expect("write password file");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod password file");
+    password
+}
+
+/// A `containerbuild builder` process for a host, logging to `<hub dir>/builder-<name>.log`
+/// (appended, so a restarted builder keeps one log); SIGTERM by pid on drop, SIGKILL if it does
+/// not exit within 20 s. Its log is printed when the test panics.
 pub struct BuilderProc {
     child: Option<Child>,
     pub name: String,
@@ -840,38 +879,26 @@ pub struct BuilderProc {
 }
 
 impl BuilderProc {
+    /// Registers host `name` with `arches` ([`register_host`]) and starts its builder.
     pub fn start(hub: &Hub, name: &str, arches: &[&str], extra: &[&str]) -> BuilderProc {
-        let mut add = vec!["add-host", name];
-        add.extend_from_slice(arches);
-        hub.koji_ok(&add);
-        hub.koji_ok(&["add-host-to-channel", name, "container"]);
-        let password = random_password();
-        let data_dir = hub.data_dir();
-        let out = hub.containerbuild(
-            &[
-                "user",
-                "passwd",
-                name,
-                "--data-dir",
-                data_dir.to_str().expect("utf-8 path"),
-                "--password-stdin",
-            ],
-            &format!("{password}\n"),
-        );
-        assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
-        let pwfile = hub.dir().join(format!("{name}.password"));
-        std::fs::write(&pwfile, format!("{password}\n")).expect("write password file");
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod password file");
+        register_host(hub, name, arches);
+        BuilderProc::spawn(hub, name, extra)
+    }
+
+    /// Starts `containerbuild builder` for an already registered host.
+    pub fn spawn(hub: &Hub, name: &str, extra: &[&str]) -> BuilderProc {
         let log = hub.dir().join(format!("builder-{name}.log"));
-        let out = File::create(&log).expect("builder log");
-        let err = out.try_clone().expect("builder log");
-        let workdir = hub.dir().join(format!("work-{name}"));
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open builder log");
+        let err = out.try_clone().expect("clone log handle");
+        let workdir = host_workdir(hub, name);
         let child = Command::new(containerbuild_bin())
             .args(["builder", "--hub", &hub.url(), "--user", name])
             .arg("--password-file")
-            .arg(&pwfile)
+            .arg(host_password_file(hub, name))
             .arg("--workdir")
             .arg(&workdir)
             .args(["--poll-interval", "1"])
@@ -890,34 +917,49 @@ impl BuilderProc {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// SIGKILL (a crash: no `host.freeTasks`, no logout) and reap.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then up to `within` for a clean exit (SIGKILL after that); the exit code.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        // SAFETY: signals the builder process this value started, by its pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
 impl Drop for BuilderProc {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signals the builder process this value started, by its pid.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !matches!(c.try_wait(), Ok(Some(_))) {
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        self.terminate(Duration::from_secs(20));
         if std::thread::panicking() {
-            eprintln!(
-                "---- builder {} log ----\n{}",
-                self.name,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
+            eprintln!("---- builder {} log ----\n{}", self.name, self.log());
         }
     }
 }
