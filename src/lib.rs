@@ -2,5 +2,6 @@
 pub mod build;
 pub mod builder;
 pub mod hub;
+pub mod rpmdb;
 pub mod store;
 pub mod xmlrpc;

@@ -1,0 +1,503 @@
+//! Header blobs, the unit every backend stores: `il`, `dl`, `il` index entries, a data store.
+//!
+//! The checks mirror rpm's `hdrblobVerifyInfo`/`hdrblobVerifyRegion` (lib/header.c), so a blob
+//! rpm would refuse is refused here too, and one rpm reads gives the same values: in particular
+//! install-time ("dribble") entries after the immutable region replace region entries with the
+//! same tag, as `headerImport` does — that is where SIGMD5 and the signatures of an installed
+//! package live.
+
+use std::collections::HashMap;
+
+use super::error::HeaderError;
+use super::pgp;
+use super::types::{DigestAlgo, FileEntry, Package};
+
+/// rpm's `headerMaxbytes`: no legitimate header comes close, and it bounds allocations.
+pub const MAX_BLOB: usize = 256 * 1024 * 1024;
+const MAX_IL: u32 = 0xffff;
+const MAX_DL: u32 = 0x0fff_ffff;
+
+pub mod tag {
+    pub const HEADERIMAGE: i32 = 61;
+    pub const HEADERSIGNATURES: i32 = 62;
+    pub const HEADERIMMUTABLE: i32 = 63;
+    pub const I18NTABLE: i32 = 100;
+    pub const SIGPGP: i32 = 259;
+    pub const SIGMD5: i32 = 261;
+    pub const SIGGPG: i32 = 262;
+    pub const DSAHEADER: i32 = 267;
+    pub const RSAHEADER: i32 = 268;
+    pub const NAME: i32 = 1000;
+    pub const VERSION: i32 = 1001;
+    pub const RELEASE: i32 = 1002;
+    pub const EPOCH: i32 = 1003;
+    pub const SUMMARY: i32 = 1004;
+    pub const BUILDTIME: i32 = 1006;
+    pub const SIZE: i32 = 1009;
+    pub const VENDOR: i32 = 1011;
+    pub const LICENSE: i32 = 1014;
+    pub const ARCH: i32 = 1022;
+    pub const OLDFILENAMES: i32 = 1027;
+    pub const FILESIZES: i32 = 1028;
+    pub const FILEMODES: i32 = 1030;
+    pub const FILEDIGESTS: i32 = 1035;
+    pub const FILEFLAGS: i32 = 1037;
+    pub const SOURCERPM: i32 = 1044;
+    pub const DIRINDEXES: i32 = 1116;
+    pub const BASENAMES: i32 = 1117;
+    pub const DIRNAMES: i32 = 1118;
+    pub const LONGFILESIZES: i32 = 5008;
+    pub const LONGSIZE: i32 = 5009;
+    pub const FILEDIGESTALGO: i32 = 5011;
+    pub const MODULARITYLABEL: i32 = 5096;
+}
+
+const T_NULL: u32 = 0;
+const T_CHAR: u32 = 1;
+const T_INT8: u32 = 2;
+const T_INT16: u32 = 3;
+const T_INT32: u32 = 4;
+const T_INT64: u32 = 5;
+const T_STRING: u32 = 6;
+const T_BIN: u32 = 7;
+const T_STRING_ARRAY: u32 = 8;
+const T_I18NSTRING: u32 = 9;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    typ: u32,
+    count: u32,
+    /// Byte range in the data store, already bounds-checked.
+    start: usize,
+    end: usize,
+}
+
+/// A verified header: tag lookups see the dribble-over-region view rpm's `headerGet` sees.
+#[derive(Debug)]
+pub struct Header<'a> {
+    data: &'a [u8],
+    entries: HashMap<i32, Entry>,
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    // Callers index within checked bounds; the fallback keeps this total anyway.
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+/// Bytes a value of `typ`/`count` occupies at `data[off..]`, or why it cannot.
+fn data_len(typ: u32, count: u32, data: &[u8], off: usize) -> Result<usize, String> {
+    let count_us = count as usize;
+    let fixed = |size: usize| -> Result<usize, String> {
+        if off % size != 0 {
+            return Err(format!("offset {off} not aligned to {size}"));
+        }
+        count_us
+            .checked_mul(size)
+            .ok_or_else(|| "count overflows".to_string())
+    };
+    match typ {
+        T_CHAR | T_INT8 | T_BIN => Ok(count_us),
+        T_INT16 => fixed(2),
+        T_INT32 => fixed(4),
+        T_INT64 => fixed(8),
+        T_STRING | T_STRING_ARRAY | T_I18NSTRING => {
+            let mut pos = off;
+            for _ in 0..count {
+                let rest = data
+                    .get(pos..)
+                    .ok_or_else(|| "string past the data store".to_string())?;
+                let nul = rest
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or_else(|| "string not NUL-terminated within the data store".to_string())?;
+                pos += nul + 1;
+            }
+            Ok(pos - off)
+        }
+        T_NULL => Err("NULL type".to_string()),
+        other => Err(format!("invalid type {other}")),
+    }
+}
+
+impl<'a> Header<'a> {
+    pub fn parse(blob: &'a [u8]) -> Result<Self, HeaderError> {
+        if blob.len() < 8 {
+            return Err(HeaderError::TooShort { len: blob.len() });
+        }
+        let il = be32(blob, 0);
+        let dl = be32(blob, 4);
+        if il > MAX_IL {
+            return Err(HeaderError::TooManyEntries { il });
+        }
+        if dl > MAX_DL {
+            return Err(HeaderError::DataTooLarge { dl });
+        }
+        if il == 0 {
+            return Err(HeaderError::Empty);
+        }
+        let expected = 8 + 16 * u64::from(il) + u64::from(dl);
+        if blob.len() as u64 != expected {
+            return Err(HeaderError::SizeMismatch {
+                len: blob.len(),
+                il,
+                dl,
+                expected,
+            });
+        }
+        let il = il as usize;
+        let ds = 8 + 16 * il;
+        let data = &blob[ds..];
+        let raw = |i: usize| {
+            let at = 8 + 16 * i;
+            (
+                be32(blob, at) as i32,
+                be32(blob, at + 4),
+                be32(blob, at + 8) as i32,
+                be32(blob, at + 12),
+            )
+        };
+
+        // Region: entry 0 tagged 61/62/63 points at a trailer whose negative offset gives the
+        // number of region entries. Anything after them was added at install time.
+        let (tag0, type0, off0, count0) = raw(0);
+        let (first, ril) = if tag0 == tag::HEADERIMMUTABLE
+            || tag0 == tag::HEADERSIGNATURES
+            || tag0 == tag::HEADERIMAGE
+        {
+            let region_err = |m: String| HeaderError::Region(m);
+            if type0 != T_BIN || count0 != 16 {
+                return Err(region_err(format!(
+                    "region tag {tag0} has type {type0} count {count0}"
+                )));
+            }
+            let trailer_end = i64::from(off0) + 16;
+            if off0 < 0 || trailer_end > i64::from(dl) {
+                return Err(region_err(format!("trailer offset {off0} outside data")));
+            }
+            let t = off0 as usize;
+            let mut ttag = be32(data, t) as i32;
+            let ttype = be32(data, t + 4);
+            let toff = be32(data, t + 8) as i32;
+            let tcount = be32(data, t + 12);
+            if tag0 == tag::HEADERSIGNATURES && ttag == tag::HEADERIMAGE {
+                ttag = tag::HEADERSIGNATURES;
+            }
+            if ttag != tag0 || ttype != T_BIN || tcount != 16 {
+                return Err(region_err(format!(
+                    "trailer {ttag}/{ttype}/{tcount} does not match region tag {tag0}"
+                )));
+            }
+            let neg = -i64::from(toff);
+            if neg <= 0 || neg % 16 != 0 || neg / 16 > il as i64 {
+                return Err(region_err(format!(
+                    "trailer offset {toff} for {il} entries"
+                )));
+            }
+            (1, (neg / 16) as usize)
+        } else if tag0 < tag::I18NTABLE {
+            return Err(HeaderError::Region(format!(
+                "entry 0 has tag {tag0}, neither a region tag nor a header tag"
+            )));
+        } else {
+            // Legacy v3 header without a region: every entry is an ordinary one.
+            (0, 0)
+        };
+
+        let mut entries: HashMap<i32, Entry> = HashMap::with_capacity(il);
+        let mut prev_end = 0usize;
+        for index in first..il {
+            let (tag, typ, off, count) = raw(index);
+            let bad = |reason: String| HeaderError::Entry { index, tag, reason };
+            if tag < tag::I18NTABLE {
+                return Err(bad("tag number below 100".into()));
+            }
+            if count == 0 || count > dl {
+                return Err(bad(format!("count {count} for a {dl}-byte data store")));
+            }
+            if typ == T_STRING && count != 1 {
+                return Err(bad(format!("STRING with count {count}")));
+            }
+            if off < 0 || off as u32 > dl {
+                return Err(bad(format!("offset {off} outside the data store")));
+            }
+            let start = off as usize;
+            if start < prev_end {
+                return Err(bad(format!(
+                    "data at {start} overlaps the previous entry's (ends at {prev_end})"
+                )));
+            }
+            let len = data_len(typ, count, data, start).map_err(bad)?;
+            let end = start
+                .checked_add(len)
+                .filter(|&e| e <= data.len())
+                .ok_or_else(|| bad(format!("{len} bytes at {start} exceed the data store")))?;
+            prev_end = end;
+            let e = Entry {
+                typ,
+                count,
+                start,
+                end,
+            };
+            if index < ril {
+                entries.entry(tag).or_insert(e);
+            } else {
+                entries.insert(tag, e);
+            }
+        }
+        Ok(Header { data, entries })
+    }
+
+    pub fn has(&self, tag: i32) -> bool {
+        self.entries.contains_key(&tag)
+    }
+
+    fn typed(
+        &self,
+        tag: i32,
+        types: &[u32],
+        expected: &'static str,
+    ) -> Result<Option<Entry>, HeaderError> {
+        match self.entries.get(&tag) {
+            None => Ok(None),
+            Some(e) if types.contains(&e.typ) => Ok(Some(*e)),
+            Some(e) => Err(HeaderError::WrongType {
+                tag,
+                found: e.typ,
+                expected,
+            }),
+        }
+    }
+
+    /// A STRING, or the first (C locale) text of an I18NSTRING, which is what rpm prints.
+    pub fn string(&self, tag: i32) -> Result<Option<String>, HeaderError> {
+        Ok(self
+            .strings_raw(tag, &[T_STRING, T_I18NSTRING], "STRING")?
+            .and_then(|v| v.into_iter().next()))
+    }
+
+    pub fn string_array(&self, tag: i32) -> Result<Option<Vec<String>>, HeaderError> {
+        self.strings_raw(tag, &[T_STRING_ARRAY], "STRING_ARRAY")
+    }
+
+    fn strings_raw(
+        &self,
+        tag: i32,
+        types: &[u32],
+        expected: &'static str,
+    ) -> Result<Option<Vec<String>>, HeaderError> {
+        let Some(e) = self.typed(tag, types, expected)? else {
+            return Ok(None);
+        };
+        // parse() checked that exactly `count` NUL-terminated strings fill start..end.
+        let bytes = &self.data[e.start..e.end];
+        let out = bytes
+            .split(|&b| b == 0)
+            .take(e.count as usize)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        Ok(Some(out))
+    }
+
+    pub fn bin(&self, tag: i32) -> Result<Option<&'a [u8]>, HeaderError> {
+        Ok(self
+            .typed(tag, &[T_BIN], "BIN")?
+            .map(|e| &self.data[e.start..e.end]))
+    }
+
+    /// Integer values widened to u64; rpm treats INT8..INT32 as unsigned when printing.
+    pub fn ints(&self, tag: i32) -> Result<Option<Vec<u64>>, HeaderError> {
+        let Some(e) = self.typed(
+            tag,
+            &[T_CHAR, T_INT8, T_INT16, T_INT32, T_INT64],
+            "an integer type",
+        )?
+        else {
+            return Ok(None);
+        };
+        let b = &self.data[e.start..e.end];
+        let v = match e.typ {
+            T_CHAR | T_INT8 => b.iter().map(|&x| u64::from(x)).collect(),
+            T_INT16 => b
+                .chunks_exact(2)
+                .map(|c| u64::from(u16::from_be_bytes([c[0], c[1]])))
+                .collect(),
+            T_INT32 => b
+                .chunks_exact(4)
+                .map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            _ => b
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    u64::from_be_bytes(a)
+                })
+                .collect(),
+        };
+        Ok(Some(v))
+    }
+
+    pub fn int(&self, tag: i32) -> Result<Option<u64>, HeaderError> {
+        Ok(self.ints(tag)?.and_then(|v| v.first().copied()))
+    }
+
+    /// Whether the tag's value is a BIN, which `:pgpsig` requires.
+    fn is_bin(&self, tag: i32) -> bool {
+        self.entries.get(&tag).is_some_and(|e| e.typ == T_BIN)
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+/// Key id of the first present signature tag, in atomic-reactor's order. Like
+/// atomic-reactor, a present but unreadable first tag does not fall through to the next one.
+fn signature_key(h: &Header<'_>) -> Option<String> {
+    for t in [tag::SIGPGP, tag::SIGGPG, tag::DSAHEADER, tag::RSAHEADER] {
+        if !h.has(t) {
+            continue;
+        }
+        if !h.is_bin(t) {
+            tracing::warn!(tag = t, "signature tag is not a BIN value; no key id");
+            return None;
+        }
+        let Ok(Some(packet)) = h.bin(t) else {
+            return None;
+        };
+        return match pgp::key_id(packet) {
+            Ok(id) => Some(hex(&id)),
+            Err(e) => {
+                tracing::warn!(tag = t, error = %e, "unreadable OpenPGP signature; no key id");
+                None
+            }
+        };
+    }
+    None
+}
+
+fn u32_field(h: &Header<'_>, t: i32) -> Result<Option<u32>, HeaderError> {
+    // 32-bit tags hold at most u32::MAX, so the conversion cannot fail for them; an INT64 that
+    // does not fit is treated as a type error rather than truncated.
+    match h.int(t)? {
+        None => Ok(None),
+        Some(v) => u32::try_from(v)
+            .map(Some)
+            .map_err(|_| HeaderError::WrongType {
+                tag: t,
+                found: T_INT64,
+                expected: "INT32",
+            }),
+    }
+}
+
+fn files(h: &Header<'_>) -> Result<Vec<FileEntry>, HeaderError> {
+    let paths: Vec<String> = match h.string_array(tag::BASENAMES)? {
+        Some(base) => {
+            let dirs = h.string_array(tag::DIRNAMES)?.unwrap_or_default();
+            let idx = h.ints(tag::DIRINDEXES)?.unwrap_or_default();
+            if idx.len() != base.len() {
+                return Err(HeaderError::Files(format!(
+                    "{} BASENAMES but {} DIRINDEXES",
+                    base.len(),
+                    idx.len()
+                )));
+            }
+            base.iter()
+                .zip(&idx)
+                .map(|(b, &i)| {
+                    let d = usize::try_from(i)
+                        .ok()
+                        .and_then(|i| dirs.get(i))
+                        .ok_or_else(|| {
+                            HeaderError::Files(format!(
+                                "DIRINDEXES value {i} but only {} DIRNAMES",
+                                dirs.len()
+                            ))
+                        })?;
+                    Ok(format!("{d}{b}"))
+                })
+                .collect::<Result<_, HeaderError>>()?
+        }
+        // Headers written before rpm 4.0 list whole paths; rpm converts them on load.
+        None => h.string_array(tag::OLDFILENAMES)?.unwrap_or_default(),
+    };
+    let n = paths.len();
+    let per_file = |t: i32, name: &str, v: Option<Vec<u64>>| -> Result<Vec<u64>, HeaderError> {
+        match v {
+            None => Ok(vec![0; n]),
+            Some(v) if v.len() == n => Ok(v),
+            Some(v) => Err(HeaderError::Files(format!(
+                "{} {name} (tag {t}) for {n} files",
+                v.len()
+            ))),
+        }
+    };
+    let sizes = match h.ints(tag::LONGFILESIZES)? {
+        Some(v) => per_file(tag::LONGFILESIZES, "LONGFILESIZES", Some(v))?,
+        None => per_file(tag::FILESIZES, "FILESIZES", h.ints(tag::FILESIZES)?)?,
+    };
+    let modes = per_file(tag::FILEMODES, "FILEMODES", h.ints(tag::FILEMODES)?)?;
+    let flags = per_file(tag::FILEFLAGS, "FILEFLAGS", h.ints(tag::FILEFLAGS)?)?;
+    let digests = match h.string_array(tag::FILEDIGESTS)? {
+        None => vec![String::new(); n],
+        Some(v) if v.len() == n => v,
+        Some(v) => {
+            return Err(HeaderError::Files(format!(
+                "{} FILEDIGESTS for {n} files",
+                v.len()
+            )));
+        }
+    };
+    Ok(paths
+        .into_iter()
+        .zip(digests)
+        .enumerate()
+        .map(|(i, (path, digest))| FileEntry {
+            path,
+            digest: (!digest.is_empty()).then_some(digest),
+            // FILEMODES is INT16 and FILEFLAGS INT32, so these never truncate real data.
+            mode: modes[i] as u16,
+            size: sizes[i],
+            flags: flags[i] as u32,
+        })
+        .collect())
+}
+
+/// Reads one installed package from its header blob. `instance` only labels the result.
+pub fn parse_package(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
+    let h = Header::parse(blob)?;
+    let required = |t: i32, name: &'static str| -> Result<String, HeaderError> {
+        h.string(t)?.ok_or(HeaderError::Missing(t, name))
+    };
+    let size = match h.int(tag::LONGSIZE)? {
+        Some(v) => Some(v),
+        None => h.int(tag::SIZE)?,
+    };
+    Ok(Package {
+        instance,
+        name: required(tag::NAME, "NAME")?,
+        version: required(tag::VERSION, "VERSION")?,
+        release: required(tag::RELEASE, "RELEASE")?,
+        epoch: u32_field(&h, tag::EPOCH)?,
+        arch: h.string(tag::ARCH)?,
+        size,
+        sigmd5: h.bin(tag::SIGMD5)?.map(hex),
+        buildtime: h.int(tag::BUILDTIME)?,
+        modularitylabel: h.string(tag::MODULARITYLABEL)?,
+        signature_key: signature_key(&h),
+        sourcerpm: h.string(tag::SOURCERPM)?,
+        license: h.string(tag::LICENSE)?,
+        vendor: h.string(tag::VENDOR)?,
+        summary: h.string(tag::SUMMARY)?,
+        digest_algo: DigestAlgo::from_pgp(u32_field(&h, tag::FILEDIGESTALGO)?.unwrap_or(1)),
+        files: files(&h)?,
+    })
+}
