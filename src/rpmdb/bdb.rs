@@ -228,7 +228,7 @@ pub fn walk(
     db.pagesize = pagesize as usize;
     db.last_pgno = db.u32(&meta, 32)?;
     let max_bucket = db.u32(&meta, 72)?;
-    let file_pages = src.len() / u64::from(pagesize);
+    let file_pages = src.size() / u64::from(pagesize);
     if u64::from(db.last_pgno) >= file_pages {
         return Err(corrupt(format!(
             "last page {} but the file has {file_pages} pages",
@@ -292,4 +292,186 @@ pub fn read(src: &dyn ReadAt, path: &Path, swapped: bool) -> Result<Vec<Package>
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpmdb::header::tag;
+    use crate::rpmdb::testutil::*;
+
+    const ROOM: usize = PAGESIZE - PAGE_HEADER;
+
+    fn big() -> Vec<u8> {
+        let license = "L".repeat(1100);
+        blob(
+            &[
+                s(tag::NAME, "big"),
+                s(tag::VERSION, "2"),
+                s(tag::RELEASE, "1"),
+                s(tag::LICENSE, &license),
+            ],
+            &[],
+        )
+    }
+
+    fn read_bytes(b: &[u8]) -> Result<Vec<Package>, RpmdbError> {
+        read(&b, Path::new("Packages"), false)
+    }
+
+    fn reason(r: Result<Vec<Package>, RpmdbError>) -> String {
+        match r {
+            Err(RpmdbError::Corrupt { reason, .. }) => reason,
+            other => panic!("expected a corrupt-database error, got {other:?}"),
+        }
+    }
+
+    fn set32(f: &mut [u8], at: usize, v: u32) {
+        f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn inline_and_overflow_values() {
+        let big = big();
+        assert!(big.len() > 2 * ROOM, "spans three overflow pages");
+        let f = bdb(&package("small"), &big);
+        let got = read_bytes(&f).unwrap();
+        let names: Vec<_> = got.iter().map(|p| (p.instance, p.name.as_str())).collect();
+        assert_eq!(names, [(1, "small"), (2, "big")]);
+        assert_eq!(got[1].license.as_deref().map(str::len), Some(1100));
+    }
+
+    #[test]
+    fn overflow_chain_damage() {
+        let big = big();
+        let f = bdb(&package("small"), &big);
+        let last_ovl = 4 * PAGESIZE;
+        // Chain ends early.
+        let mut b = f.clone();
+        set32(&mut b, 3 * PAGESIZE + 16, 0);
+        assert!(reason(read_bytes(&b)).contains("page number 0"));
+        // A page of the chain is not an overflow page.
+        let mut b = f.clone();
+        b[3 * PAGESIZE + 25] = 13;
+        assert!(reason(read_bytes(&b)).contains("type 13"));
+        // Zero bytes on a page would never finish.
+        let mut b = f.clone();
+        b[3 * PAGESIZE + 22..3 * PAGESIZE + 24].copy_from_slice(&[0, 0]);
+        assert!(reason(read_bytes(&b)).contains("holds 0 bytes"));
+        // A cycle of one-byte pages: bounded by the page count, not by the claimed length.
+        let mut b = f.clone();
+        b[last_ovl + 22..last_ovl + 24].copy_from_slice(&1u16.to_le_bytes());
+        set32(&mut b, last_ovl + 16, 4);
+        // ... and the off-page item claims a longer value than the chain holds.
+        let p1 = PAGESIZE;
+        let off = u16::from_le_bytes([b[p1 + 26 + 10], b[p1 + 26 + 11]]) as usize;
+        assert_eq!(b[p1 + off], H_OFFPAGE);
+        set32(&mut b, p1 + off + 8, (3 * ROOM) as u32);
+        assert!(reason(read_bytes(&b)).contains("cycle"));
+        // Claimed length beyond anything the file can hold, and zero.
+        let mut b = f.clone();
+        set32(&mut b, p1 + off + 8, u32::MAX);
+        assert!(reason(read_bytes(&b)).contains("overflow value"));
+        set32(&mut b, p1 + off + 8, 0);
+        assert!(reason(read_bytes(&b)).contains("overflow value"));
+        // Start page outside the file.
+        let mut b = f.clone();
+        set32(&mut b, p1 + off + 4, 99);
+        assert!(reason(read_bytes(&b)).contains("outside"));
+    }
+
+    #[test]
+    fn hash_page_damage() {
+        let f = bdb(&package("small"), &big());
+        let p1 = PAGESIZE;
+        // A bucket chain looping on itself.
+        let mut b = f.clone();
+        set32(&mut b, p1 + 16, 1);
+        assert!(reason(read_bytes(&b)).contains("seen twice"));
+        // Page that does not say it is itself (garbage page).
+        let mut b = f.clone();
+        b[p1..p1 + PAGESIZE].copy_from_slice(&noise(3, PAGESIZE));
+        assert!(read_bytes(&b).is_err());
+        // Entry count beyond the page, item offsets into the index or past the page.
+        let mut b = f.clone();
+        b[p1 + 20..p1 + 22].copy_from_slice(&400u16.to_le_bytes());
+        assert!(reason(read_bytes(&b)).contains("do not fit"));
+        let mut b = f.clone();
+        b[p1 + 26..p1 + 28].copy_from_slice(&2u16.to_le_bytes());
+        assert!(reason(read_bytes(&b)).contains("item 0"));
+        let mut b = f.clone();
+        b[p1 + 28..p1 + 30].copy_from_slice(&600u16.to_le_bytes());
+        assert!(reason(read_bytes(&b)).contains("item 1"));
+        // Unsupported item type (H_DUPLICATE) for a value.
+        let mut b = f.clone();
+        let off = u16::from_le_bytes([b[p1 + 26 + 6], b[p1 + 26 + 7]]) as usize;
+        b[p1 + off] = 2;
+        assert!(reason(read_bytes(&b)).contains("unsupported item type"));
+        // A key that is not a 4-byte number.
+        let mut b = f.clone();
+        let off = u16::from_le_bytes([b[p1 + 26 + 4], b[p1 + 26 + 5]]) as usize;
+        b[p1 + off] = 3;
+        assert!(reason(read_bytes(&b)).contains("key"));
+    }
+
+    #[test]
+    fn meta_page_damage() {
+        let f = bdb(&package("small"), &big());
+        for (at, value, what) in [
+            (16, 7, "version"),
+            (20, 1000, "page size"),
+            (20, 1 << 20, "page size"),
+            (32, 1000, "last page"),
+            (72, 50, "buckets"),
+        ] {
+            let mut b = f.clone();
+            set32(&mut b, at, value);
+            assert!(reason(read_bytes(&b)).contains(what), "{what}");
+        }
+        let mut b = f.clone();
+        b[24] = 1;
+        assert!(reason(read_bytes(&b)).contains("encrypted"));
+        let mut b = f.clone();
+        b[25] = 9;
+        assert!(reason(read_bytes(&b)).contains("not hash"));
+        assert!(read_bytes(&f[..100]).is_err());
+    }
+
+    #[test]
+    fn a_broken_header_names_its_package() {
+        let mut small = package("small");
+        small[3] = 0x7f; // il no longer matches the length
+        let f = bdb(&small, &big());
+        match read_bytes(&f) {
+            Err(RpmdbError::Package {
+                instance, source, ..
+            }) => {
+                assert_eq!(instance, 1);
+                assert!(matches!(
+                    source,
+                    crate::rpmdb::HeaderError::SizeMismatch { .. }
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncations_flips_and_noise_never_panic() {
+        let f = bdb(&package("small"), &big());
+        for n in (0..f.len()).step_by(7) {
+            assert!(read_bytes(&f[..n]).is_err(), "truncated to {n}");
+        }
+        for i in 0..f.len() {
+            let mut b = f.clone();
+            b[i] ^= 0xff;
+            let _ = read_bytes(&b);
+        }
+        for seed in 0..64 {
+            let mut b = noise(seed, 6 * PAGESIZE);
+            // Keep it looking like a hash database so the page walk is exercised.
+            b[..PAGESIZE].copy_from_slice(&f[..PAGESIZE]);
+            let _ = read_bytes(&b);
+        }
+    }
 }

@@ -90,7 +90,7 @@ fn be32(b: &[u8], at: usize) -> u32 {
 fn data_len(typ: u32, count: u32, data: &[u8], off: usize) -> Result<usize, String> {
     let count_us = count as usize;
     let fixed = |size: usize| -> Result<usize, String> {
-        if off % size != 0 {
+        if !off.is_multiple_of(size) {
             return Err(format!("offset {off} not aligned to {size}"));
         }
         count_us
@@ -500,4 +500,304 @@ pub fn parse_package(blob: &[u8], instance: u32) -> Result<Package, HeaderError>
         digest_algo: DigestAlgo::from_pgp(u32_field(&h, tag::FILEDIGESTALGO)?.unwrap_or(1)),
         files: files(&h)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpmdb::testutil::*;
+
+    #[test]
+    fn reads_a_minimal_package() {
+        let p = parse_package(&package("foo"), 7).unwrap();
+        assert_eq!(p.instance, 7);
+        assert_eq!(p.nevra(), "foo-1.0-1.noarch");
+        assert_eq!(p.epoch, None, "absent EPOCH is not 0");
+        assert_eq!(p.size, None);
+        assert_eq!(p.digest_algo, DigestAlgo::Md5);
+        assert!(p.files.is_empty());
+    }
+
+    #[test]
+    fn epoch_zero_is_kept_apart_from_absent() {
+        let b = blob(
+            &[
+                s(tag::NAME, "a"),
+                s(tag::VERSION, "1"),
+                s(tag::RELEASE, "1"),
+                i32s(tag::EPOCH, &[0]),
+            ],
+            &[],
+        );
+        assert_eq!(parse_package(&b, 1).unwrap().epoch, Some(0));
+    }
+
+    #[test]
+    fn install_time_entries_override_region_entries() {
+        let b = blob(
+            &[
+                s(tag::NAME, "a"),
+                s(tag::VERSION, "1"),
+                s(tag::RELEASE, "1"),
+                bin(tag::SIGMD5, &[0x11; 16]),
+                s(tag::LICENSE, "GPL"),
+            ],
+            &[bin(tag::SIGMD5, &[0xab; 16]), i32s(tag::SIZE, &[42])],
+        );
+        let p = parse_package(&b, 1).unwrap();
+        assert_eq!(
+            p.sigmd5.as_deref(),
+            Some("abababababababababababababababab")
+        );
+        assert_eq!(p.size, Some(42));
+        assert_eq!(p.license.as_deref(), Some("GPL"));
+    }
+
+    #[test]
+    fn file_list() {
+        let b = blob(
+            &[
+                s(tag::NAME, "a"),
+                s(tag::VERSION, "1"),
+                s(tag::RELEASE, "1"),
+                i32s(tag::FILESIZES, &[0, 6]),
+                i16s(tag::FILEMODES, &[0o40755, 0o100644]),
+                sa(tag::FILEDIGESTS, &["", "abcd"]),
+                i32s(tag::FILEFLAGS, &[0, 1]),
+                i32s(tag::DIRINDEXES, &[0, 1]),
+                sa(tag::BASENAMES, &["d", "f"]),
+                sa(tag::DIRNAMES, &["/", "/d/"]),
+                i32s(tag::FILEDIGESTALGO, &[8]),
+            ],
+            &[],
+        );
+        let p = parse_package(&b, 1).unwrap();
+        assert_eq!(p.digest_algo, DigestAlgo::Sha256);
+        assert_eq!(
+            p.files,
+            vec![
+                FileEntry {
+                    path: "/d".into(),
+                    digest: None,
+                    mode: 0o40755,
+                    size: 0,
+                    flags: 0
+                },
+                FileEntry {
+                    path: "/d/f".into(),
+                    digest: Some("abcd".into()),
+                    mode: 0o100644,
+                    size: 6,
+                    flags: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn inconsistent_file_lists_are_errors() {
+        let base = [
+            s(tag::NAME, "a"),
+            s(tag::VERSION, "1"),
+            s(tag::RELEASE, "1"),
+        ];
+        let with = |extra: Vec<Ent>| {
+            let mut v = base.to_vec();
+            v.extend(extra);
+            parse_package(&blob(&v, &[]), 3)
+        };
+        let e = with(vec![
+            i32s(tag::DIRINDEXES, &[5]),
+            sa(tag::BASENAMES, &["f"]),
+            sa(tag::DIRNAMES, &["/"]),
+        ]);
+        assert!(matches!(e, Err(HeaderError::Files(_))), "{e:?}");
+        let e = with(vec![
+            i32s(tag::DIRINDEXES, &[0, 0]),
+            sa(tag::BASENAMES, &["f"]),
+            sa(tag::DIRNAMES, &["/"]),
+        ]);
+        assert!(matches!(e, Err(HeaderError::Files(_))), "{e:?}");
+        let e = with(vec![
+            i16s(tag::FILEMODES, &[1, 2]),
+            i32s(tag::DIRINDEXES, &[0]),
+            sa(tag::BASENAMES, &["f"]),
+            sa(tag::DIRNAMES, &["/"]),
+        ]);
+        assert!(matches!(e, Err(HeaderError::Files(_))), "{e:?}");
+    }
+
+    #[test]
+    fn missing_and_mistyped_tags() {
+        let b = blob(&[s(tag::VERSION, "1"), s(tag::RELEASE, "1")], &[]);
+        assert_eq!(
+            parse_package(&b, 1).unwrap_err(),
+            HeaderError::Missing(tag::NAME, "NAME")
+        );
+        let b = blob(
+            &[
+                i32s(tag::NAME, &[1]),
+                s(tag::VERSION, "1"),
+                s(tag::RELEASE, "1"),
+            ],
+            &[],
+        );
+        assert!(matches!(
+            parse_package(&b, 1),
+            Err(HeaderError::WrongType { tag: tag::NAME, .. })
+        ));
+    }
+
+    #[test]
+    fn signature_key_from_first_present_tag() {
+        let mut v3 = vec![0x89, 0, 16, 3, 5, 0, 0, 0, 0, 0];
+        v3.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        v3.push(1);
+        let mut other = v3.clone();
+        other[10..18].copy_from_slice(&[9; 8]);
+        let base = vec![
+            s(tag::NAME, "a"),
+            s(tag::VERSION, "1"),
+            s(tag::RELEASE, "1"),
+        ];
+        let pkg = |extra: Vec<Ent>| {
+            let mut v = base.clone();
+            v.extend(extra);
+            parse_package(&blob(&v, &[]), 1).unwrap().signature_key
+        };
+        assert_eq!(
+            pkg(vec![bin(tag::SIGPGP, &v3), bin(tag::RSAHEADER, &other)]).as_deref(),
+            Some("0102030405060708")
+        );
+        assert_eq!(
+            pkg(vec![bin(tag::RSAHEADER, &other)]).as_deref(),
+            Some("0909090909090909")
+        );
+        // An unreadable SIGPGP does not fall through to RSAHEADER (atomic-reactor would print
+        // rpm's error text for it).
+        assert_eq!(
+            pkg(vec![
+                bin(tag::SIGPGP, &[0x89, 0, 1, 9]),
+                bin(tag::RSAHEADER, &other)
+            ]),
+            None
+        );
+        assert_eq!(pkg(vec![]), None);
+    }
+
+    fn set32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    #[test]
+    fn malformed_blobs_are_errors() {
+        let good = package("foo");
+        let il = be32(&good, 0) as usize;
+        let ds = 8 + 16 * il;
+        let err = |b: &[u8]| parse_package(b, 1).unwrap_err();
+
+        assert_eq!(err(&[0; 4]), HeaderError::TooShort { len: 4 });
+        let mut b = good.clone();
+        set32(&mut b, 0, 0x1_0000);
+        assert_eq!(err(&b), HeaderError::TooManyEntries { il: 0x1_0000 });
+        let mut b = good.clone();
+        set32(&mut b, 4, 0xffff_ffff);
+        assert!(matches!(err(&b), HeaderError::DataTooLarge { .. }));
+        let mut b = good.clone();
+        set32(&mut b, 0, 0);
+        assert!(matches!(err(&b), HeaderError::Empty));
+        // Trailing garbage and a missing last byte.
+        assert!(matches!(
+            err(&[&good[..], &[0]].concat()),
+            HeaderError::SizeMismatch { .. }
+        ));
+        assert!(matches!(
+            err(&good[..good.len() - 1]),
+            HeaderError::SizeMismatch { .. }
+        ));
+
+        // Region tag with the wrong type; trailer pointing outside; trailer count too big.
+        let mut b = good.clone();
+        set32(&mut b, 8 + 4, 4);
+        assert!(matches!(err(&b), HeaderError::Region(_)));
+        let mut b = good.clone();
+        set32(&mut b, 8 + 8, 0x7fff_0000);
+        assert!(matches!(err(&b), HeaderError::Region(_)));
+        let trailer = ds + be32(&good, 8 + 8) as usize;
+        let mut b = good.clone();
+        set32(&mut b, trailer + 8, (-(16 * 100i32)) as u32);
+        assert!(matches!(err(&b), HeaderError::Region(_)));
+        let mut b = good.clone();
+        set32(&mut b, trailer, 62);
+        assert!(matches!(err(&b), HeaderError::Region(_)));
+
+        // Entry 1 (NAME): huge count, offset outside, STRING with count 2, bad type, tag < 100.
+        let e1 = 8 + 16;
+        for (field, value) in [
+            (12, 0xffff_ffff),
+            (8, 0x7fff_ffff),
+            (12, 2),
+            (4, 12),
+            (4, 0),
+            (0, 99),
+        ] {
+            let mut b = good.clone();
+            set32(&mut b, e1 + field, value);
+            assert!(
+                matches!(err(&b), HeaderError::Entry { index: 1, .. }),
+                "field {field} = {value}: {:?}",
+                err(&b)
+            );
+        }
+        // A string without its NUL: the next entry's data then overlaps.
+        let mut b = good.clone();
+        let name_at = ds + be32(&good, e1 + 8) as usize;
+        b[name_at + 3] = b'x';
+        assert!(
+            matches!(err(&b), HeaderError::Entry { .. }),
+            "{:?}",
+            err(&b)
+        );
+        // Misaligned INT32.
+        let b = blob(&[s(tag::NAME, "ab"), i32s(tag::SIZE, &[1])], &[]);
+        let mut b2 = b.clone();
+        let size_ent = 8 + 16 * 2;
+        let off = be32(&b, size_ent + 8);
+        set32(&mut b2, size_ent + 8, off - 1);
+        assert!(matches!(err(&b2), HeaderError::Entry { index: 2, .. }));
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_handled() {
+        let mut v3 = vec![0x89, 0, 16, 3, 5, 0, 0, 0, 0, 0];
+        v3.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 1]);
+        let full = blob(
+            &[
+                s(tag::NAME, "a"),
+                s(tag::VERSION, "1"),
+                s(tag::RELEASE, "1"),
+                i32s(tag::DIRINDEXES, &[0]),
+                sa(tag::BASENAMES, &["f"]),
+                sa(tag::DIRNAMES, &["/"]),
+            ],
+            &[bin(tag::SIGPGP, &v3), i32s(tag::EPOCH, &[2])],
+        );
+        assert!(parse_package(&full, 1).is_ok());
+        for n in 0..full.len() {
+            assert!(parse_package(&full[..n], 1).is_err(), "truncated to {n}");
+        }
+        for i in 0..full.len() {
+            for v in [0x00, 0x7f, 0x80, 0xff] {
+                let mut b = full.clone();
+                b[i] = v;
+                let _ = parse_package(&b, 1);
+            }
+        }
+        for seed in 0..200 {
+            let mut b = noise(seed, 8 + 16 * 4 + 64);
+            b[0..4].copy_from_slice(&4u32.to_be_bytes());
+            b[4..8].copy_from_slice(&64u32.to_be_bytes());
+            let _ = parse_package(&b, 1);
+        }
+    }
 }

@@ -16,6 +16,8 @@ pub mod locate;
 pub mod ndb;
 pub mod pgp;
 pub mod sqlite;
+#[cfg(test)]
+mod testutil;
 pub mod types;
 
 use std::fs::File;
@@ -30,12 +32,12 @@ pub use types::{Component, DbFormat, DigestAlgo, FileEntry, Package, components}
 /// Positioned reads, so the page-based backends can read a large file page by page and tests can
 /// hand them bytes.
 pub trait ReadAt {
-    fn len(&self) -> u64;
+    fn size(&self) -> u64;
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
 }
 
-impl ReadAt for [u8] {
-    fn len(&self) -> u64 {
+impl ReadAt for &[u8] {
+    fn size(&self) -> u64 {
         <[u8]>::len(self) as u64
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -55,7 +57,7 @@ struct FileSource {
 }
 
 impl ReadAt for FileSource {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

@@ -34,8 +34,8 @@ pub fn walk(
         path: path.to_path_buf(),
         reason,
     };
-    let len = src.len();
-    if len % BLK != 0 {
+    let len = src.size();
+    if !len.is_multiple_of(BLK) {
         return Err(corrupt(format!("size {len} is not a multiple of 16")));
     }
     let fileblks = len / BLK;
@@ -143,4 +143,104 @@ pub fn read(src: &dyn ReadAt, path: &Path) -> Result<Vec<Package>, RpmdbError> {
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpmdb::testutil::*;
+
+    fn read_bytes(b: &[u8]) -> Result<Vec<Package>, RpmdbError> {
+        read(&b, Path::new("Packages.db"))
+    }
+
+    fn reason(r: Result<Vec<Package>, RpmdbError>) -> String {
+        match r {
+            Err(RpmdbError::Corrupt { reason, .. }) => reason,
+            other => panic!("expected a corrupt-database error, got {other:?}"),
+        }
+    }
+
+    fn two() -> Vec<u8> {
+        ndb(&[(5, package("five")), (9, package("nine"))])
+    }
+
+    fn set32(f: &mut [u8], at: usize, v: u32) {
+        f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn reads_slots() {
+        let got = read_bytes(&two()).unwrap();
+        let names: Vec<_> = got.iter().map(|p| (p.instance, p.name.as_str())).collect();
+        assert_eq!(names, [(5, "five"), (9, "nine")]);
+    }
+
+    #[test]
+    fn damage_is_reported() {
+        let f = two();
+        let slot = 2 * 16;
+        let blob = 4096;
+        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+            (Box::new(|b| b[0] = b'X'), "magic"),
+            (Box::new(|b| set32(b, 4, 1)), "version"),
+            (Box::new(|b| set32(b, 12, 1000)), "slot pages"),
+            (Box::new(|b| b.push(0)), "multiple of 16"),
+            (Box::new(|b| b[slot + 16] = b'x'), "Slot magic"),
+            (Box::new(|b| set32(b, slot + 8, 10)), "at block"),
+            (Box::new(|b| set32(b, slot + 12, 1 << 30)), "at block"),
+            (Box::new(|b| set32(b, slot + 4, 0)), "package 0"),
+            (Box::new(|b| set32(b, slot + 16 + 4, 5)), "two slots"),
+            (Box::new(|b| b[blob] = b'x'), "BlbS"),
+            (Box::new(|b| set32(b, blob + 4, 6)), "belongs to package 6"),
+            (Box::new(|b| set32(b, blob + 12, 3)), "blocks"),
+            (Box::new(|b| b[blob + 20] ^= 1), "adler32"),
+        ];
+        for (damage, want) in cases {
+            let mut b = f.clone();
+            damage(&mut b);
+            let r = reason(read_bytes(&b));
+            assert!(r.contains(want), "{want}: {r}");
+        }
+        // Tail damage: the first blob's tail sits right before the second blob.
+        let second = u32::from_le_bytes(f[slot + 16 + 8..slot + 16 + 12].try_into().unwrap());
+        let tail = second as usize * 16 - 12;
+        let mut b = f.clone();
+        b[tail + 8] = b'x';
+        assert!(reason(read_bytes(&b)).contains("BlbE"));
+        let mut b = f.clone();
+        set32(&mut b, tail + 4, 1);
+        assert!(reason(read_bytes(&b)).contains("tail says"));
+    }
+
+    #[test]
+    fn a_broken_header_names_its_package() {
+        let mut bad = package("bad");
+        bad[7] ^= 1;
+        let f = ndb(&[(5, package("five")), (9, bad)]);
+        assert!(matches!(
+            read_bytes(&f),
+            Err(RpmdbError::Package { instance: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn truncations_flips_and_noise_never_panic() {
+        let f = two();
+        for n in (0..f.len()).step_by(5) {
+            assert!(read_bytes(&f[..n]).is_err(), "truncated to {n}");
+        }
+        for i in (0..f.len()).filter(|i| *i < 96 || *i >= 4096) {
+            let mut b = f.clone();
+            b[i] ^= 0xff;
+            let _ = read_bytes(&b);
+        }
+        for seed in 0..64 {
+            let mut b = noise(seed, 8192);
+            b[..32].copy_from_slice(&f[..32]);
+            let _ = read_bytes(&b);
+            b[32..4096].copy_from_slice(&f[32..4096]);
+            let _ = read_bytes(&b);
+        }
+    }
 }

@@ -75,9 +75,16 @@ fn signature_body(packet: &[u8]) -> Result<&[u8], PgpError> {
 }
 
 /// Scans one subpacket area; returns the first issuer key id and the first issuer-derived id.
-fn scan_area(area: &[u8], base: usize) -> Result<(Option<[u8; 8]>, Option<[u8; 8]>), PgpError> {
+/// What one subpacket area says about the issuer.
+#[derive(Default)]
+struct Issuer {
+    key_id: Option<[u8; 8]>,
+    from_fingerprint: Option<[u8; 8]>,
+}
+
+fn scan_area(area: &[u8], base: usize) -> Result<Issuer, PgpError> {
     let mut c = Cursor { b: area, pos: 0 };
-    let (mut issuer, mut from_fpr) = (None, None);
+    let mut found = Issuer::default();
     while c.pos < area.len() {
         let at = base + c.pos;
         let o1 = usize::from(c.u8()?);
@@ -91,23 +98,21 @@ fn scan_area(area: &[u8], base: usize) -> Result<(Option<[u8; 8]>, Option<[u8; 8
         }
         let sub = c.take(len).map_err(|_| PgpError::Subpacket(at))?;
         let (typ, data) = (sub[0] & 0x7f, &sub[1..]);
+        // An issuer subpacket of an unknown shape is skipped, as rpm skips it, rather than
+        // hiding a good one elsewhere in the packet.
         match typ {
-            SUB_ISSUER if issuer.is_none() => {
-                let id: [u8; 8] = data.try_into().map_err(|_| PgpError::Subpacket(at))?;
-                issuer = Some(id);
-            }
-            SUB_ISSUER_FPR if from_fpr.is_none() => {
-                let id = match data {
-                    [4, fpr @ ..] if fpr.len() == 20 => &fpr[12..],
-                    [5 | 6, fpr @ ..] if fpr.len() == 32 => &fpr[..8],
-                    _ => return Err(PgpError::Subpacket(at)),
+            SUB_ISSUER if found.key_id.is_none() => found.key_id = data.try_into().ok(),
+            SUB_ISSUER_FPR if found.from_fingerprint.is_none() => {
+                found.from_fingerprint = match data {
+                    [4, fpr @ ..] if fpr.len() == 20 => fpr[12..].try_into().ok(),
+                    [5 | 6, fpr @ ..] if fpr.len() == 32 => fpr[..8].try_into().ok(),
+                    _ => None,
                 };
-                from_fpr = id.try_into().ok();
             }
             _ => {}
         }
     }
-    Ok((issuer, from_fpr))
+    Ok(found)
 }
 
 /// The 8-byte key id of the key that made `packet`, a binary OpenPGP signature packet as stored
@@ -131,16 +136,18 @@ pub fn key_id(packet: &[u8]) -> Result<[u8; 8], PgpError> {
             // lengths are 2 bytes in v4 and 4 bytes in v5/v6.
             c.take(3)?;
             let width = if version == 4 { 2 } else { 4 };
-            let mut found = (None, None);
+            let mut found = Issuer::default();
             for _ in 0..2 {
                 let len = c.be(width)?;
                 let base = c.pos;
-                let area = c.take(len)?;
-                let (issuer, fpr) = scan_area(area, base)?;
-                found.0 = found.0.or(issuer);
-                found.1 = found.1.or(fpr);
+                let area = scan_area(c.take(len)?, base)?;
+                found.key_id = found.key_id.or(area.key_id);
+                found.from_fingerprint = found.from_fingerprint.or(area.from_fingerprint);
             }
-            found.0.or(found.1).ok_or(PgpError::NoIssuer)
+            found
+                .key_id
+                .or(found.from_fingerprint)
+                .ok_or(PgpError::NoIssuer)
         }
         other => Err(PgpError::Version(other)),
     }
@@ -180,7 +187,7 @@ mod tests {
     fn v4_issuer_in_unhashed_area_after_fingerprint() {
         // gpg's layout: fingerprint and time hashed, key id unhashed. The key id wins, and here
         // it deliberately differs from the fingerprint's tail to show which one was taken.
-        let mut fpr = vec![21, 33, 4];
+        let mut fpr = vec![22, 33, 4];
         fpr.extend_from_slice(&[0x11; 12]);
         fpr.extend_from_slice(&[0x22; 8]);
         let hashed = [fpr, vec![5, 2, 0, 0, 0, 1]].concat();
@@ -189,8 +196,16 @@ mod tests {
     }
 
     #[test]
+    fn odd_fingerprint_does_not_hide_the_issuer() {
+        // A fingerprint of an unknown key version 9: 1 type + 1 version + 31 bytes.
+        let hashed = [vec![33, 33, 9], vec![0; 31]].concat();
+        let unhashed = [vec![9, 16], ID.to_vec()].concat();
+        assert_eq!(key_id(&v4(&hashed, &unhashed)), Ok(ID));
+    }
+
+    #[test]
     fn v4_fingerprint_only_uses_last_8_bytes() {
-        let mut fpr = vec![21, 0x80 | 33, 4];
+        let mut fpr = vec![22, 0x80 | 33, 4];
         fpr.extend_from_slice(&[0x11; 12]);
         fpr.extend_from_slice(&ID);
         assert_eq!(key_id(&v4(&fpr, &[])), Ok(ID));
@@ -198,7 +213,7 @@ mod tests {
 
     #[test]
     fn v6_fingerprint_uses_first_8_bytes_and_4_byte_lengths() {
-        let mut fpr = vec![33, 33, 6];
+        let mut fpr = vec![34, 33, 6];
         fpr.extend_from_slice(&ID);
         fpr.extend_from_slice(&[0x33; 24]);
         let mut b = vec![6, 0, 27, 10];
@@ -248,11 +263,8 @@ mod tests {
             key_id(&v4(&[9, 16, 1], &[])),
             Err(PgpError::Subpacket(_))
         ));
-        // Issuer of the wrong length; no issuer at all.
-        assert!(matches!(
-            key_id(&v4(&[3, 16, 1, 2], &[])),
-            Err(PgpError::Subpacket(_))
-        ));
+        // Issuer of the wrong length (skipped, so none is left); no issuer at all.
+        assert_eq!(key_id(&v4(&[3, 16, 1, 2], &[])), Err(PgpError::NoIssuer));
         assert_eq!(
             key_id(&v4(&[5, 2, 0, 0, 0, 1], &[])),
             Err(PgpError::NoIssuer)
