@@ -676,3 +676,42 @@ fn missing_database_and_unknown_files() {
         ));
     }
 }
+
+#[test]
+fn damaged_sqlite_files_are_errors() {
+    let Some(dir) = fixtures() else { return };
+    let good = fs::read(dir.join("cbl-mariner-2.0/rpmdb.sqlite")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("rpmdb.sqlite");
+    // Truncated mid-file, a header page only, and valid magic followed by garbage.
+    let mut garbage = b"SQLite format 3\0".to_vec();
+    garbage.extend((0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    for bytes in [&good[..good.len() / 2], &good[..4096], &garbage[..]] {
+        fs::write(&db, bytes).unwrap();
+        let err = rpmdb::read_dir(tmp.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rpmdb::RpmdbError::Sqlite { .. } | rpmdb::RpmdbError::Package { .. }
+            ),
+            "{err}"
+        );
+    }
+    // A blob that is not a header names its package.
+    fs::write(&db, &good).unwrap();
+    make_writable(&db);
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute("UPDATE Packages SET blob = x'00000001' WHERE hnum = 7", [])
+            .unwrap();
+    }
+    for f in ["rpmdb.sqlite-wal", "rpmdb.sqlite-shm"] {
+        let _ = fs::remove_file(tmp.path().join(f));
+    }
+    let err = rpmdb::read_dir(tmp.path()).unwrap_err();
+    assert!(
+        matches!(err, rpmdb::RpmdbError::Package { instance: 7, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("package 7"), "{err}");
+}
