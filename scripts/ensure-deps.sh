@@ -23,8 +23,10 @@ fi
 
 # Container tools: package name, then a binary that shows it is installed some other way
 # (none for busybox-static: the base image needs the static build, not Debian's dynamic busybox).
+# gpg and gpg-agent: rpmsign (package rpm) signs with them in the rpmdb tests.
 for pair in buildah:/usr/bin/buildah skopeo:/usr/bin/skopeo \
-    docker-registry:/usr/bin/docker-registry busybox-static: rpm:/usr/bin/rpm; do
+    docker-registry:/usr/bin/docker-registry busybox-static: rpm:/usr/bin/rpm \
+    gpg:/usr/bin/gpg gpg-agent:/usr/bin/gpg-agent; do
     pkg=${pair%%:*}
     file=${pair#*:}
     if ! dpkg -s "$pkg" >/dev/null 2>&1 && { [ -z "$file" ] || [ ! -x "$file" ]; }; then
