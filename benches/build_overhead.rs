@@ -26,6 +26,7 @@
 //! Run: `cargo bench --bench build_overhead`. Env: `BENCH_RUNS` (default 5) and
 //! `BENCH_COLD_RUNS` (default 3) measured runs of (a) and (b), `0` skips that part;
 //! `BENCH_VERBOSE=1` also prints the logs of each median task run to stderr;
+//! `BENCH_SERVE_ARGS` adds arguments (split at white space) to `serve`, e.g. `--archive none`;
 //! `CONTAINERBUILD_BIN` overrides the binary (default: the release `containerbuild` cargo builds
 //! for the bench).
 
@@ -658,6 +659,7 @@ fn main() {
     let _git = start_server(cmd, git_port, dir.join("git-daemon.log"), "git daemon");
 
     // Hub with one embedded builder.
+    let serve_extra = std::env::var("BENCH_SERVE_ARGS").unwrap_or_default();
     let data = dir.join("hub");
     let password = format!(
         "{:016x}{:016x}",
@@ -700,6 +702,7 @@ fn main() {
         ])
         .arg("--buildah-root")
         .arg(&buildah_root)
+        .args(serve_extra.split_whitespace())
         .env("CONTAINERBUILD_LOG", "warn");
     let hub_proc = start_server(cmd, hub_port, dir.join("hub.log"), "containerbuild serve");
     let st = Storage { root: buildah_root };
@@ -760,6 +763,12 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
+    if !serve_extra.trim().is_empty() {
+        println!(
+            "serve runs with the extra arguments: {}",
+            serve_extra.trim()
+        );
+    }
 
     let plain = Image {
         tree: &plain_tree,
@@ -920,6 +929,16 @@ fn warm(hub: &Hub, st: &Storage, img: &Image, n: usize) {
         "  fixed overhead median(task) - median(hand) = {overhead:.3} s; target <= 1 s: {}",
         met(overhead <= 1.0)
     );
+    let paired: Vec<f64> = r
+        .tasks
+        .iter()
+        .zip(&r.hand)
+        .map(|(t, h)| t.wall - h)
+        .collect();
+    println!(
+        "  {}",
+        summary("(check) task - hand within each round", &paired)
+    );
     print_timeline(median_run(&r.tasks));
     let images = run_ok(st.cmd().args(["images", "--all", "--quiet"]));
     println!(
@@ -942,6 +961,17 @@ fn cold(hub: &Hub, st: &Storage, img: &Image, n: usize) {
     println!(
         "  ratio median(task) / median(hand) = {ratio:.3}; target <= 1.05: {}",
         met(ratio <= 1.05)
+    );
+    let paired: Vec<f64> = r
+        .tasks
+        .iter()
+        .zip(&r.hand)
+        .map(|(t, h)| t.wall / h)
+        .collect();
+    let (lo, hi) = min_max(&paired);
+    println!(
+        "  (check) task / hand within each round: median {:.3} (min {lo:.3}, max {hi:.3})",
+        median(&paired)
     );
     print_timeline(median_run(&r.tasks));
 }
