@@ -8,7 +8,7 @@
 //! lost back-reference window at each block boundary: with 4 MiB blocks, well under 0.1 %.
 //!
 //! Input comes from any reader (a FIFO that `buildah push docker-archive:` writes), so the tar is
-//! never stored uncompressed; memory stays at about `2 × threads × BLOCK`.
+//! never stored uncompressed; memory stays at about `3 × threads × BLOCK`.
 
 use std::io::{Read, Write};
 
@@ -39,79 +39,114 @@ pub fn default_threads() -> usize {
 
 /// Reads `input` to its end and writes it gzip-compressed to `output` at `level` (0-9), using
 /// `threads` compressing threads. Blocking: call it from a blocking thread.
-pub fn gzip_parallel(
+///
+/// Three stages overlap: this thread reads blocks, `threads` workers compress them, a writer
+/// thread puts the members in order, hashes and writes them. At most `2 × threads` blocks are in
+/// flight, so memory stays bounded whatever the input size.
+pub fn gzip_parallel<W: Write + Send>(
     mut input: impl Read,
-    mut output: impl Write,
+    output: W,
     threads: usize,
     level: u32,
 ) -> std::io::Result<ArchiveStats> {
+    use std::sync::mpsc;
     let threads = threads.max(1);
     let level = Compression::new(level.min(9));
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
+    // Shared by the workers only: when they all stop (the writer failed), sends fail instead
+    // of blocking the reader forever.
+    let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, std::io::Result<Vec<u8>>)>(threads);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let work_rx = work_rx.clone();
+            s.spawn(move || {
+                loop {
+                    let next = work_rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|rx| rx.recv().map_err(|_| ()));
+                    let Ok((idx, block)) = next else { break };
+                    if done_tx.send((idx, compress(&block, level))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(work_rx);
+        let writer = s.spawn(move || write_in_order(done_rx, output));
+
+        // Read: every block, and one (empty) member for an empty input so the file is gzip.
+        let mut uncompressed = 0u64;
+        let mut idx = 0u64;
+        let read_result = loop {
+            let mut b = vec![0u8; BLOCK];
+            let n = match read_full(&mut input, &mut b) {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            b.truncate(n);
+            uncompressed += n as u64;
+            if n > 0 || idx == 0 {
+                if work_tx.send((idx, b)).is_err() {
+                    break Ok(()); // the writer failed; its error is reported below
+                }
+                idx += 1;
+            }
+            if n < BLOCK {
+                break Ok(());
+            }
+        };
+        drop(work_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the archive writer panicked")));
+        read_result?;
+        let mut stats = written?;
+        if stats.1 != idx {
+            return Err(std::io::Error::other(format!(
+                "wrote {} of {idx} archive blocks",
+                stats.1
+            )));
+        }
+        stats.0.uncompressed = uncompressed;
+        Ok(stats.0)
+    })
+}
+
+/// The writer stage: members in block order, hashed and written; returns the stats (without
+/// the uncompressed size) and the number of members.
+fn write_in_order<W: Write>(
+    done: std::sync::mpsc::Receiver<(u64, std::io::Result<Vec<u8>>)>,
+    mut output: W,
+) -> std::io::Result<(ArchiveStats, u64)> {
     let mut md5 = md5::Md5::new();
     let mut sha = sha2::Sha256::new();
-    let mut stats = ArchiveStats {
-        uncompressed: 0,
-        size: 0,
-        md5: String::new(),
-        sha256: String::new(),
-    };
-    let mut eof = false;
-    let mut blocks: Vec<Vec<u8>> = Vec::with_capacity(threads);
-    while !eof {
-        // Read one round: up to `threads` full blocks.
-        blocks.clear();
-        while blocks.len() < threads {
-            let mut b = vec![0u8; BLOCK];
-            let n = read_full(&mut input, &mut b)?;
-            b.truncate(n);
-            stats.uncompressed += n as u64;
-            if n < BLOCK {
-                eof = true;
-            }
-            if n > 0 {
-                blocks.push(b);
-            }
-            if eof {
-                break;
-            }
-        }
-        if blocks.is_empty() && stats.size > 0 {
-            break;
-        }
-        // An empty input still yields one (empty) gzip member, so the file is valid gzip.
-        if blocks.is_empty() {
-            blocks.push(Vec::new());
-        }
-        let compressed: Vec<std::io::Result<Vec<u8>>> = if blocks.len() == 1 {
-            vec![compress(&blocks[0], level)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = blocks
-                    .iter()
-                    .map(|b| s.spawn(move || compress(b, level)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(std::io::Error::other("a compressing thread panicked"))
-                        })
-                    })
-                    .collect()
-            })
-        };
-        for c in compressed {
-            let c = c?;
-            md5.update(&c);
-            sha.update(&c);
-            output.write_all(&c)?;
-            stats.size += c.len() as u64;
+    let mut size = 0u64;
+    let mut next = 0u64;
+    let mut pending = std::collections::BTreeMap::new();
+    for (idx, member) in done {
+        pending.insert(idx, member?);
+        while let Some(m) = pending.remove(&next) {
+            md5.update(&m);
+            sha.update(&m);
+            output.write_all(&m)?;
+            size += m.len() as u64;
+            next += 1;
         }
     }
     output.flush()?;
-    stats.md5 = hex(&md5.finalize());
-    stats.sha256 = hex(&sha.finalize());
-    Ok(stats)
+    Ok((
+        ArchiveStats {
+            uncompressed: 0,
+            size,
+            md5: hex(&md5.finalize()),
+            sha256: hex(&sha.finalize()),
+        },
+        next,
+    ))
 }
 
 fn compress(data: &[u8], level: Compression) -> std::io::Result<Vec<u8>> {
@@ -188,6 +223,22 @@ mod tests {
         assert_eq!(sa, sb);
         assert_eq!(sa.md5.len(), 32);
         assert_eq!(sa.sha256.len(), 64);
+    }
+
+    #[test]
+    fn a_failing_writer_ends_it_with_the_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let data = sample(6 * BLOCK);
+        let e = gzip_parallel(&data[..], Full, 2, 1).unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
     }
 
     #[test]

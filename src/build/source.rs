@@ -998,7 +998,8 @@ impl Git {
                     Err(mpsc::RecvTimeoutError::Disconnected) => streams_open = false,
                 }
             } else {
-                std::thread::sleep(tick.min(Duration::from_millis(10)));
+                // Output ended: git exits within moments; poll finely, each command counts.
+                std::thread::sleep(tick.min(Duration::from_millis(1)));
             }
             if exited_at.is_none() && has_exited(&child) {
                 exited_at = Some(Instant::now());
