@@ -176,12 +176,15 @@ mod tests {
         assert_eq!(names, [(5, "five"), (9, "nine")]);
     }
 
+    /// A way to damage a database file, and what the error must mention.
+    type Damage<'a> = (Box<dyn Fn(&mut Vec<u8>) + 'a>, &'static str);
+
     #[test]
     fn damage_is_reported() {
         let f = two();
         let slot = 2 * 16;
         let blob = 4096;
-        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        let cases: Vec<Damage<'_>> = vec![
             (Box::new(|b| b[0] = b'X'), "magic"),
             (Box::new(|b| set32(b, 4, 1)), "version"),
             (Box::new(|b| set32(b, 12, 1000)), "slot pages"),
