@@ -61,7 +61,7 @@ pub fn blob(region: &[Ent], dribble: &[Ent]) -> Vec<u8> {
     let mut data = Vec::new();
     let mut index = Vec::new();
     let put = |e: &Ent, data: &mut Vec<u8>, index: &mut Vec<[u8; 16]>| {
-        while data.len() % align(e.1) != 0 {
+        while !data.len().is_multiple_of(align(e.1)) {
             data.push(0);
         }
         let mut ent = [0u8; 16];
