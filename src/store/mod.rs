@@ -5,6 +5,7 @@
 //! thanks to WAL. Callers run these on blocking threads, never on the async runtime.
 //! This layer returns plain [`Record`]s and typed rows; it knows nothing about XML-RPC.
 
+pub mod cg;
 pub mod hosts;
 pub mod provision;
 pub mod query;

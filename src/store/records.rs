@@ -1021,18 +1021,21 @@ pub const TAGGED: View = View {
     default_order: "tl.create_event DESC, b.id DESC",
 };
 
-/// Only builds of a build type: builds with archives of that btype, or with RPMs for `rpm`.
+/// Only builds of a build type: builds with archives of that btype, or with RPMs for `rpm`, or
+/// given that type by a content-generator import (`build_types`).
 /// Works on both [`BUILDS`] and [`TAGGED`] (both alias the build table `b`).
 pub fn builds_of_btype(btype_id: i64, is_rpm: bool) -> Cond {
     if is_rpm {
         Cond::Raw(
             "(b.id IN (SELECT build_id FROM rpms WHERE build_id IS NOT NULL) \
-             OR b.id IN (SELECT build_id FROM archives WHERE btype_id = ?1))",
+             OR b.id IN (SELECT build_id FROM archives WHERE btype_id = ?1) \
+             OR b.id IN (SELECT build_id FROM build_types WHERE btype_id = ?1))",
             vec![Sql::Integer(btype_id)],
         )
     } else {
         Cond::Raw(
-            "b.id IN (SELECT build_id FROM archives WHERE btype_id = ?1)",
+            "(b.id IN (SELECT build_id FROM archives WHERE btype_id = ?1) \
+             OR b.id IN (SELECT build_id FROM build_types WHERE btype_id = ?1))",
             vec![Sql::Integer(btype_id)],
         )
     }
@@ -1078,11 +1081,13 @@ pub fn latest_release(conn: &Connection, name: &str, version: &str) -> Result<Op
         .optional()?)
 }
 
-/// The build types a build has: the btypes of its archives, and `rpm` if it has RPMs.
+/// The build types a build has: the btypes of its archives, `rpm` if it has RPMs, and those a
+/// content-generator import gave it (`build_types`).
 pub fn build_btypes(conn: &Connection, build_id: i64) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT bt.name FROM btypes bt WHERE bt.id IN \
          (SELECT btype_id FROM archives WHERE build_id = ?1) \
+         OR bt.id IN (SELECT btype_id FROM build_types WHERE build_id = ?1) \
          OR (bt.name = 'rpm' AND EXISTS (SELECT 1 FROM rpms WHERE build_id = ?1)) \
          ORDER BY bt.id",
     )?;

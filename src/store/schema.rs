@@ -283,6 +283,87 @@ CREATE INDEX scheduler_log_messages_task ON scheduler_log_messages (task_id);
 CREATE INDEX scheduler_log_messages_host ON scheduler_log_messages (host_id);
 CREATE INDEX scheduler_log_messages_ts ON scheduler_log_messages (msg_ts);
 "#,
+    // 3: content-generator imports (Koji's cg_users, build_reservations, build_types, buildroot,
+    // buildroot_tools_info, buildroot_listing, buildroot_archives) plus the RPM components of
+    // image archives that match no RPM the hub knows, which Koji drops and this hub keeps.
+    r#"
+CREATE TABLE cg_users (
+    cg_id INTEGER NOT NULL REFERENCES content_generators(id),
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    create_event INTEGER NOT NULL,
+    creator_id INTEGER REFERENCES users(id),
+    PRIMARY KEY (cg_id, user_id)
+);
+CREATE INDEX cg_users_user ON cg_users (user_id);
+
+CREATE TABLE build_reservations (
+    build_id INTEGER PRIMARY KEY REFERENCES builds(id),
+    token TEXT NOT NULL,
+    created_ts REAL NOT NULL
+);
+
+CREATE TABLE build_types (
+    build_id INTEGER NOT NULL REFERENCES builds(id),
+    btype_id INTEGER NOT NULL REFERENCES btypes(id),
+    PRIMARY KEY (build_id, btype_id)
+);
+CREATE INDEX build_types_btype ON build_types (btype_id, build_id);
+CREATE INDEX builds_cg ON builds (cg_id);
+
+CREATE TABLE buildroots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    br_type INTEGER NOT NULL,
+    cg_id INTEGER REFERENCES content_generators(id),
+    cg_version TEXT,
+    container_type TEXT,
+    container_arch TEXT,
+    host_os TEXT,
+    host_arch TEXT,
+    extra TEXT
+);
+CREATE INDEX buildroots_cg ON buildroots (cg_id);
+CREATE TABLE buildroot_tools (
+    buildroot_id INTEGER NOT NULL REFERENCES buildroots(id),
+    tool TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (buildroot_id, tool)
+);
+CREATE TABLE buildroot_listing (
+    buildroot_id INTEGER NOT NULL REFERENCES buildroots(id),
+    rpm_id INTEGER NOT NULL REFERENCES rpms(id),
+    is_update INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (buildroot_id, rpm_id)
+);
+CREATE INDEX buildroot_listing_rpm ON buildroot_listing (rpm_id);
+CREATE TABLE buildroot_archives (
+    buildroot_id INTEGER NOT NULL REFERENCES buildroots(id),
+    archive_id INTEGER NOT NULL REFERENCES archives(id),
+    project_dep INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (buildroot_id, archive_id)
+);
+CREATE INDEX buildroot_archives_archive ON buildroot_archives (archive_id);
+
+CREATE INDEX archives_buildroot ON archives (buildroot_id);
+CREATE INDEX archives_btype ON archives (btype_id, build_id);
+CREATE INDEX archives_filename ON archives (filename, size);
+CREATE INDEX archive_components_component ON archive_components (component_id);
+CREATE INDEX rpms_buildroot ON rpms (buildroot_id);
+
+CREATE TABLE archive_unknown_rpms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    archive_id INTEGER NOT NULL REFERENCES archives(id),
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    release TEXT NOT NULL,
+    epoch INTEGER,
+    arch TEXT,
+    sigmd5 TEXT,
+    size INTEGER,
+    buildtime INTEGER,
+    extra TEXT
+);
+CREATE INDEX archive_unknown_rpms_archive ON archive_unknown_rpms (archive_id, id);
+"#,
 ];
 
 /// Rows every new database starts with: Koji's default channels, volume, permissions and types.

@@ -1,6 +1,7 @@
 //! The API methods, one module per area. Each module exports `methods()`; names, parameter names
 //! and defaults are exactly Koji's, because clients pass keyword arguments by name.
 
+pub mod cg;
 pub mod container;
 pub mod host;
 pub mod records;
@@ -76,6 +77,7 @@ pub fn all() -> Vec<Method> {
     v.extend(tasks::methods());
     v.extend(records::methods());
     v.extend(container::methods());
+    v.extend(cg::methods());
     v.extend(host::methods());
     v.extend(super::upload::methods());
     v

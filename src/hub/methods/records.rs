@@ -554,7 +554,7 @@ fn build_methods() -> Vec<Method> {
                 opt("repoID", "None"),
                 opt("queryOpts", "None"),
             ],
-            "List buildroots (this hub records none).",
+            "List buildroots (the content-generator buildroots CGImport records).",
             list_buildroots,
         ),
         Method::read(
@@ -2514,11 +2514,20 @@ fn list_archives(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
             Ok(empty(q))
         }
     };
-    if a.get("componentBuildrootID").is_some() || a.get("hostID").is_some() {
-        // No buildroots are recorded, so nothing was used in or built on one.
+    if a.get("hostID").is_some() {
+        // Only content-generator buildroots are recorded: nothing was built on a host.
         return nothing(&q);
     }
     let mut conds = Vec::new();
+    // Archives used in a content-generator buildroot come with Koji's two extra fields.
+    let mut view = &rec::ARCHIVES;
+    if let Some(b) = a.get("componentBuildrootID") {
+        view = &crate::store::cg::BUILDROOT_ARCHIVES;
+        conds.push(Cond::Eq(
+            "component_buildroot_id",
+            Sql::Integer(int_value(b)?),
+        ));
+    }
     for (param, alias) in [
         ("buildID", "build_id"),
         ("buildrootID", "buildroot_id"),
@@ -2560,7 +2569,7 @@ fn list_archives(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
             conds.push(Cond::Eq("btype_id", Sql::Integer(id)));
         }
     }
-    let sel = query::select(ctx.db, &rec::ARCHIVES, &conds, &q.opts)?;
+    let sel = query::select(ctx.db, view, &conds, &q.opts)?;
     let found = match &sel {
         Selected::Rows(r) => !r.is_empty(),
         Selected::Count(n) => *n > 0,
@@ -2600,10 +2609,19 @@ fn get_archive(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
 
 fn list_rpms(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     let q = query_opts(a.opt_struct("queryOpts")?)?;
-    if a.get("componentBuildrootID").is_some() || a.get("hostID").is_some() {
+    if a.get("hostID").is_some() {
         return Ok(empty(&q));
     }
     let mut conds = Vec::new();
+    let mut view = &rec::RPMS;
+    if let Some(b) = a.get("componentBuildrootID") {
+        // RPMs used in a content-generator buildroot, with Koji's two extra fields.
+        view = &crate::store::cg::BUILDROOT_RPMS;
+        conds.push(Cond::Eq(
+            "component_buildroot_id",
+            Sql::Integer(int_value(b)?),
+        ));
+    }
     if let Some(b) = a.get("buildID") {
         conds.push(Cond::Eq("build_id", Sql::Integer(int_value(b)?)));
     }
@@ -2611,7 +2629,14 @@ fn list_rpms(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         conds.push(Cond::Eq("buildroot_id", Sql::Integer(int_value(b)?)));
     }
     if let Some(i) = a.get("imageID") {
-        conds.push(rec::rpms_in_image(int_value(i)?));
+        if a.get("componentBuildrootID").is_some() {
+            conds.push(rec::rpms_in_image(int_value(i)?));
+        } else {
+            // The image's known RPMs plus the unknown components kept by the CG import
+            // (negative ids, no build).
+            view = &crate::store::cg::IMAGE_RPMS;
+            conds.push(Cond::Eq("image_id", Sql::Integer(int_value(i)?)));
+        }
     }
     match a.get("arches") {
         None => {}
@@ -2630,7 +2655,7 @@ fn list_rpms(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     if let Some(d) = a.opt_flag("draft") {
         conds.push(Cond::Eq("draft", Sql::Integer(i64::from(d))));
     }
-    let sel = query::select(ctx.db, &rec::RPMS, &conds, &q.opts)?;
+    let sel = query::select(ctx.db, view, &conds, &q.opts)?;
     Ok(shape(sel, q.as_list, |_| {}))
 }
 
@@ -2804,9 +2829,8 @@ fn get_rpm_headers(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     Ok(Value::Struct(Struct::new()))
 }
 
-fn list_buildroots(_: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
-    let q = query_opts(a.opt_struct("queryOpts")?)?;
-    Ok(empty(&q))
+fn list_buildroots(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
+    super::cg::list_buildroots(ctx, a)
 }
 
 fn query_rpm_sigs(_: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
