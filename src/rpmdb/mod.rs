@@ -8,17 +8,27 @@
 //! - [`types`]: what comes out ([`Package`], [`Component`]); no I/O.
 //! - [`header`]: header blobs; [`pgp`]: signature key ids.
 //! - [`sqlite`], [`bdb`], [`ndb`]: the backends; [`locate`]: finding the database in a root.
+//! - [`layers`]: per-layer analysis of an image's layer tars (package changes, drift), with
+//!   [`overlay`] (the rpmdb files of the merged tree), [`compress`] (gzip/zstd by magic) and
+//!   [`vercmp`] (rpm's version order); [`image`]: OCI layouts, docker-archives, registry
+//!   references and directories as sources; [`report`]: the `rpm-manifest` output.
 
 pub mod bdb;
+pub mod compress;
 pub mod error;
 pub mod header;
+pub mod image;
+pub mod layers;
 pub mod locate;
 pub mod ndb;
+pub mod overlay;
 pub mod pgp;
+pub mod report;
 pub mod sqlite;
 #[cfg(test)]
 mod testutil;
 pub mod types;
+pub mod vercmp;
 
 use std::fs::File;
 use std::io;
