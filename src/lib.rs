@@ -1,6 +1,7 @@
 //! containerbuild: a Koji-compatible hub and container builder in one binary.
 pub mod build;
 pub mod builder;
+pub mod cg;
 pub mod hub;
 pub mod rpmdb;
 pub mod store;

@@ -280,6 +280,31 @@ for name, info in sorted(s.listTaskOutput({child}, stat=True).items()):
         archive_name,
         "archive named in the child result",
     );
+    // The RPM manifest: atomic-reactor's components (the layer upgraded cb-hello to 1.1 and
+    // installed cb-extra) and the per-layer report as task output.
+    assert_contains(&child_result, "'name': 'cb-hello'", "components");
+    assert_contains(&child_result, "'version': '1.1'", "upgraded cb-hello");
+    assert_contains(&child_result, "'name': 'cb-extra'", "installed cb-extra");
+    assert_contains(&child_result, "'type': 'rpm'", "component type");
+    assert!(!child_result.contains("gpg-pubkey"), "{child_result}");
+    assert!(
+        listing.contains("x86_64-rpm-manifest.json "),
+        "per-layer report missing: {listing}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&s.output_text(*child, "x86_64-rpm-manifest.json")).expect("JSON");
+    let layers = report["layers"].as_array().expect("layers");
+    let upgraded = layers
+        .iter()
+        .flat_map(|l| {
+            l["packages"]["upgraded"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|u| u["name"].as_str().unwrap_or("").to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(upgraded, ["cb-hello"], "{report}");
 
     // The archive is a docker-archive tarball that gzip and tar read.
     let dl = s.fixtures.scratch("archive");
@@ -357,6 +382,22 @@ for name, info in sorted(s.listTaskOutput({child}, stat=True).items()):
         tag_of(&repos4[0]).starts_with("f40-candidate-"),
         "{repos4:?}"
     );
+
+    // A layer that deletes RPM-owned files behind rpm's back: user warnings name them.
+    let src = extra_repo(
+        &s,
+        "drifty",
+        &format!(
+            "FROM {}\nLABEL com.redhat.component=drifty-container name=drifty version=1\nRUN rm -rf /usr/share/doc/cb-hello\n",
+            s.fixtures.base_ref()
+        ),
+    );
+    let id6 = s.submit_src(&src, "{'git_branch': 'main', 'scratch': True}");
+    assert_eq!(s.wait_end(id6), CLOSED, "{}", s.outcome(id6));
+    let out6 = s.outcome(id6);
+    assert_contains(&out6, "'user_warnings': [", "drift as user warnings");
+    assert_contains(&out6, "deleted /usr/share/doc/cb-hello", "deleted path");
+    assert_contains(&out6, "owned by cb-hello-1.0-1", "owning package");
 
     // container.yaml tags replace latest/{version}.
     let id5 = s.submit("tags", "{'git_branch': 'main'}");

@@ -506,6 +506,12 @@ async fn build(
         osbs.line(&format!("{arch}: {} ({} bytes)", e.digest, e.size))
             .map_err(&io)?;
         entries.push(e);
+        let warnings = r
+            .as_struct()
+            .and_then(|s| s.get("user_warnings"))
+            .and_then(Value::as_array)
+            .unwrap_or_default();
+        user_warnings.extend(warnings.iter().filter_map(Value::as_str).map(str::to_owned));
     }
     let source_tag = if let [only] = entries.as_slice() {
         registry::arch_tag(&unique, &only.arch)
@@ -814,18 +820,147 @@ async fn create(
         .with("media_type", info.media_type.clone())
         .with("size", info.size as i64)
         .with("image_id", image_id.as_str().to_owned());
-    if let Some((path, a)) = archived {
-        let name = a
-            .get("filename")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        ctx.upload_file(&path, &name).await?;
-        let _ = std::fs::remove_file(&path);
-        result.insert("archive", Value::from(a));
-    }
+    // The image as a docker-archive on disk: the archive itself, or a plain tar for reading.
+    let image_file = match archived {
+        Some((path, a)) => {
+            let name = a
+                .get("filename")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            ctx.upload_file(&path, &name).await?;
+            result.insert("archive", Value::from(a));
+            path
+        }
+        None => {
+            let path = ctx.workdir().join(format!("image-{arch}.tar"));
+            let dest = format!("docker-archive:{}", path.display());
+            buildah
+                .push(&local, &dest, &PushOptions::default(), &cancel, |l| {
+                    write_line(&log, l)
+                })
+                .await
+                .map_err(|e| e.to_fault())?;
+            path
+        }
+    };
     let _ = buildah.rmi(&local).await;
+
+    // RPMs: the final list (atomic-reactor's components) and what each layer did.
+    let manifest = rpm_manifest(ctx, &image_file, arch, &log).await;
+    let _ = std::fs::remove_file(&image_file);
+    let manifest = manifest?;
+    for (k, v) in manifest {
+        result.insert(k, v);
+    }
     Ok(Value::from(result))
+}
+
+/// Most drift lines a platform adds to the task result's `user_warnings`.
+const MAX_DRIFT_WARNINGS: usize = 20;
+
+/// Reads the built image's layers (`rpmdb::image`): writes `<arch>-rpm-manifest.json` (the
+/// per-layer report, `plugin-spec/rpm-manifest.md`) as task output and returns the result
+/// members `components`, `rpm_report`, `package_count` and, when layers changed RPM-owned files
+/// behind rpm's back, `user_warnings` (one line per layer and path, capped).
+async fn rpm_manifest(
+    ctx: &TaskContext,
+    image_file: &Path,
+    arch: &str,
+    log: &TaskLog,
+) -> Result<Vec<(String, Value)>, Fault> {
+    let started = std::time::Instant::now();
+    let path = image_file.to_path_buf();
+    let report = tokio::task::spawn_blocking(move || {
+        let spec = format!("docker-archive:{}", path.display());
+        crate::rpmdb::image::open_source(&spec, &crate::rpmdb::image::SourceOptions::default())
+            .and_then(|src| src.report(true))
+    })
+    .await
+    .map_err(|e| unknown(format!("RPM manifest crashed: {e}")))?
+    .map_err(|e| {
+        container_error(format!(
+            "Image build failed. cannot read the image's RPM database: {e}"
+        ))
+    })?;
+    let name = format!("{arch}-rpm-manifest.json");
+    let file = ctx.workdir().join(&name);
+    std::fs::write(&file, report.to_json())
+        .map_err(|e| unknown(format!("cannot write {name}: {e}")))?;
+    ctx.upload_file(&file, &name).await?;
+    let layers = report.layers.as_deref().unwrap_or_default();
+    let mut warnings = Vec::new();
+    let mut drift_total = 0;
+    for l in layers {
+        for d in &l.drift {
+            drift_total += 1;
+            if warnings.len() < MAX_DRIFT_WARNINGS {
+                let what = match d.change {
+                    crate::rpmdb::report::DriftChange::Added => "re-added",
+                    crate::rpmdb::report::DriftChange::Modified => "modified",
+                    crate::rpmdb::report::DriftChange::Deleted => "deleted",
+                };
+                let content = match d.digest_mismatch {
+                    Some(true) => ", content differs from the package",
+                    _ => "",
+                };
+                warnings.push(format!(
+                    "{arch}: layer {} ({}) {what} {} owned by {} without rpm{content}",
+                    l.index + 1,
+                    l.created_by
+                        .as_deref()
+                        .map(short_command)
+                        .unwrap_or("no history"),
+                    d.path,
+                    d.package
+                ));
+            }
+        }
+    }
+    if drift_total > warnings.len() {
+        warnings.push(format!(
+            "{arch}: {} more changes to RPM-owned files, see {name}",
+            drift_total - warnings.len()
+        ));
+    }
+    log.line(&format!(
+        "RPM manifest: {} packages, {} layers, {drift_total} drift entries in {:.2} s",
+        report.package_count,
+        layers.len(),
+        started.elapsed().as_secs_f64()
+    ))
+    .map_err(log_io("the arch log"))?;
+    let components = serde_json::to_value(&report.components)
+        .map(|j| crate::xmlrpc::value::json_to_value(&j))
+        .unwrap_or(Value::Array(Vec::new()));
+    let mut out = vec![
+        ("components".to_owned(), components),
+        ("rpm_report".to_owned(), Value::str(name)),
+        (
+            "package_count".to_owned(),
+            Value::Int(report.package_count as i64),
+        ),
+    ];
+    if !warnings.is_empty() {
+        out.push((
+            "user_warnings".to_owned(),
+            Value::Array(warnings.into_iter().map(Value::from).collect()),
+        ));
+    }
+    Ok(out)
+}
+
+/// A layer's `created_by`, shortened for one line: buildah's `/bin/sh -c #(nop) ` prefix
+/// dropped, at most 60 characters.
+fn short_command(created_by: &str) -> &str {
+    let c = created_by
+        .trim_start_matches("/bin/sh -c ")
+        .trim_start_matches("#(nop) ")
+        .trim();
+    match c.char_indices().nth(60) {
+        Some((i, _)) => &c[..i],
+        None => c,
+    }
 }
 
 /// `docker-image-<config digest hex>.<arch>.tar.gz`: `buildah push docker-archive:` into a FIFO
