@@ -1194,7 +1194,10 @@ impl Importer<'_, '_> {
         let brs = self.prep_brs()?;
         let outputs = self.prep_outputs(work, &brs, &build)?;
         // The `cg_import` policy is Koji's default (`all :: allow`); the volume is DEFAULT.
-        let build_dir = self.ctx.hub.topdir().join(format!(
+        // The build directory hangs off the resolved topdir, like the uploads, so the symlinks
+        // left in the upload directory are relative paths between the two.
+        let topdir = work.parent().unwrap_or(work);
+        let build_dir = topdir.join(format!(
             "packages/{}/{}/{}",
             build.name, build.version, build.release
         ));
@@ -1874,9 +1877,8 @@ impl Importer<'_, '_> {
                     if subdir.is_none() && base_name(&filename) == "cg_import.log" {
                         return Err(Fault::generic(format!(
                             "Error importing build log. {} already exists.",
-                            self.ctx
-                                .hub
-                                .topdir()
+                            work.parent()
+                                .unwrap_or(work)
                                 .join(format!(
                                     "packages/{}/{}/{}/data/logs/cg_import.log",
                                     build.name, build.version, build.release
