@@ -1,5 +1,5 @@
 //! `containerbuild`: thin commands over the library (`ops` style): serve the hub (with embedded
-//! builders), run a builder, manage users.
+//! builders), run a builder, manage users, print an image's RPM manifest.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -176,6 +176,25 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// The RPMs of an image (atomic-reactor's component list) and, with --layers, what each
+    /// layer changed: packages added, removed, upgraded, downgraded, and drift (RPM-owned paths
+    /// changed without rpm). Contract: plugin-spec/rpm-manifest.md.
+    RpmManifest {
+        /// An OCI layout directory, a docker-archive (.tar, .tar.gz), docker://HOST/NAME:TAG
+        /// (copied with skopeo), an rpmdb directory or an unpacked root filesystem.
+        source: String,
+        /// Report every layer (images only).
+        #[arg(long)]
+        layers: bool,
+        /// Output format.
+        #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+        format: String,
+        /// Verify the registry's TLS certificate for docker:// sources (`--tls-verify=false`
+        /// also allows plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+              default_missing_value = "true")]
+        tls_verify: bool,
     },
 }
 
@@ -514,6 +533,26 @@ fn builder(
     })
 }
 
+fn rpm_manifest(source: &str, layers: bool, format: &str, tls_verify: bool) -> Result<(), String> {
+    use containerbuild::rpmdb::image::{SourceOptions, open_source};
+    use std::io::Write;
+    let opts = SourceOptions {
+        tls_verify,
+        skopeo: None,
+    };
+    let report = open_source(source, &opts)
+        .and_then(|s| s.report(layers))
+        .map_err(|e| e.to_string())?;
+    let out = match format {
+        "text" => report.to_text(),
+        _ => report.to_json(),
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .map_err(|e| format!("writing the report: {e}"))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -552,6 +591,12 @@ fn main() -> ExitCode {
             container,
         ),
         Command::User { action } => user_command(action),
+        Command::RpmManifest {
+            source,
+            layers,
+            format,
+            tls_verify,
+        } => rpm_manifest(&source, layers, &format, tls_verify),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,10 @@ use super::{locate, read_located};
 /// 100–300 MB; anything near this is broken or hostile.
 pub const MAX_RPMDB_FILE: u64 = 1 << 30;
 
+/// Database-named files kept per layer outside the database directories (see
+/// [`Analyzer::wants_blob`]).
+const MAX_SPECULATIVE: usize = 8;
+
 /// rpm's FILEFLAGS bits that matter here.
 pub const RPMFILE_CONFIG: u32 = 1 << 0;
 pub const RPMFILE_GHOST: u32 = 1 << 6;
@@ -388,6 +392,10 @@ pub struct Analyzer {
     /// Packages after the last layer, and who owns which path among them.
     packages: Vec<Package>,
     owners: HashMap<String, Vec<Owner>>,
+    /// [`Analyzer::db_dirs`] for the layer being read.
+    db_dirs: Vec<String>,
+    /// Database-named files kept outside database directories in the layer being read.
+    speculative: usize,
     /// Every path of the merged tree (per-layer mode only).
     tree: BTreeSet<String>,
     /// The rpmdb changed since it was last read (final-list mode reads it once at the end).
@@ -409,6 +417,8 @@ impl Analyzer {
             overlay: Overlay::new(),
             packages: Vec::new(),
             owners: HashMap::new(),
+            db_dirs: Vec::new(),
+            speculative: 0,
             tree: BTreeSet::new(),
             stale: false,
             layers: Vec::new(),
@@ -421,18 +431,43 @@ impl Analyzer {
         self.work.path().join(format!("{what}-{}", self.next_name))
     }
 
-    /// True when the content of a regular file at `path` may be an rpmdb file to keep.
-    fn wants_blob(&self, path: &str) -> bool {
+    /// The directories rpm reads the database from, as of the start of a layer: the
+    /// [`LOCATIONS`] and where their symlinks lead (a layer diff records the real path, e.g.
+    /// `srv/rpmdb/Packages` when `/var/lib/rpm` links to `/srv/rpmdb`).
+    fn db_dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = LOCATIONS.iter().map(|l| l.to_string()).collect();
+        for loc in LOCATIONS {
+            if let Some(r) = self.overlay.resolve_parent(&format!("{loc}/x")) {
+                let d = split_parent(&r).0.to_string();
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+        }
+        dirs
+    }
+
+    /// True when the content of a regular file at `path` may be an rpmdb file to keep: a
+    /// database file name in a database directory, or (at most [`MAX_SPECULATIVE`] per layer)
+    /// elsewhere, in case a symlink later in the same layer makes its directory one.
+    fn wants_blob(&mut self, path: &str) -> bool {
         let (dir, name) = split_parent(path);
         if !DB_NAMES.contains(&name) {
             return false;
         }
-        if LOCATIONS.contains(&dir) {
+        if self.db_dirs.iter().any(|d| d == dir)
+            || self
+                .overlay
+                .resolve_parent(path)
+                .is_some_and(|r| self.db_dirs.iter().any(|d| d == split_parent(&r).0))
+        {
             return true;
         }
-        self.overlay
-            .resolve_parent(path)
-            .is_some_and(|r| LOCATIONS.contains(&split_parent(&r).0))
+        if self.speculative < MAX_SPECULATIVE {
+            self.speculative += 1;
+            return true;
+        }
+        false
     }
 
     /// Reads one layer and applies it.
@@ -440,6 +475,8 @@ impl Analyzer {
         let layer = self.count;
         self.count += 1;
         let read_err = |source| LayerError::Read { layer, source };
+        self.db_dirs = self.db_dirs();
+        self.speculative = 0;
         let (compression, reader) = compress::decompress(input.reader).map_err(read_err)?;
         let mut counted = DiffIdReader {
             inner: reader,
@@ -575,7 +612,7 @@ impl Analyzer {
                 let mut out = if keep {
                     let p = self.fresh_path("blob");
                     let f = fs::File::create(&p).map_err(read_err)?;
-                    Some((Blob::new(p), io::BufWriter::new(f)))
+                    Some((Blob::new(p, self.next_name), io::BufWriter::new(f)))
                 } else {
                     None
                 };
@@ -628,13 +665,13 @@ impl Analyzer {
         mut warnings: Vec<String>,
     ) -> Result<(), LayerError> {
         let per_layer = self.opts.per_layer;
-        let mut rpmdb_changed = false;
+        let fingerprint = self.overlay.fingerprint();
         // Paths of the lower layers this layer hides.
         let mut deleted: BTreeSet<String> = BTreeSet::new();
         for e in &entries {
             match e.kind {
                 Kind::Whiteout => {
-                    rpmdb_changed |= self.overlay_remove(&e.path);
+                    self.overlay_remove(&e.path);
                     if per_layer {
                         let gone: Vec<String> = std::iter::once(&e.path)
                             .filter(|p| self.tree.contains(*p))
@@ -648,7 +685,7 @@ impl Analyzer {
                     }
                 }
                 Kind::Opaque => {
-                    rpmdb_changed |= self.overlay_clear_below(&e.path);
+                    self.overlay_clear_below(&e.path);
                     if per_layer {
                         let gone: Vec<String> = descendants(&self.tree, &e.path).cloned().collect();
                         for g in gone {
@@ -667,7 +704,7 @@ impl Analyzer {
             if matches!(e.kind, Kind::Whiteout | Kind::Opaque) {
                 continue;
             }
-            rpmdb_changed |= self.overlay_add(e);
+            self.overlay_add(e);
             if !e.digests.is_empty() {
                 layer_digests.insert(&e.path, &e.digests);
             }
@@ -689,6 +726,12 @@ impl Analyzer {
         // Paths deleted and then re-created by this very layer are modifications, not deletions.
         deleted.retain(|p| !self.tree.contains(p));
 
+        // Database-named files this layer had outside the database directories (as they are
+        // after this layer's symlinks) are not the database.
+        let db_dirs = self.db_dirs();
+        self.overlay
+            .prune_files(|dir| db_dirs.iter().any(|d| d == dir));
+        let rpmdb_changed = self.overlay.fingerprint() != fingerprint;
         if rpmdb_changed {
             self.stale = true;
         }
@@ -811,66 +854,48 @@ impl Analyzer {
         self.stale = false;
     }
 
-    fn overlay_remove(&mut self, path: &str) -> bool {
+    fn overlay_remove(&mut self, path: &str) {
         if self.overlay.is_empty() {
-            return false;
+            return;
         }
-        match self.overlay.resolve_parent(path) {
-            Some(p) => self.overlay.remove(&p),
-            None => false,
+        if let Some(p) = self.overlay.resolve_parent(path) {
+            self.overlay.remove(&p);
         }
     }
 
-    fn overlay_clear_below(&mut self, dir: &str) -> bool {
+    fn overlay_clear_below(&mut self, dir: &str) {
         if self.overlay.is_empty() {
-            return false;
+            return;
         }
-        let resolved = if dir.is_empty() {
-            Some(String::new())
-        } else {
-            self.overlay.resolve_parent(dir)
-        };
-        match resolved {
-            Some(d) => self.overlay.clear_below(&d),
-            None => false,
+        if dir.is_empty() {
+            self.overlay.clear_below("");
+        } else if let Some(d) = self.overlay.resolve_parent(dir) {
+            self.overlay.clear_below(&d);
         }
     }
 
-    /// Records an entry in the rpmdb overlay when it lands there; true if it did.
-    fn overlay_add(&mut self, e: &Entry) -> bool {
-        let lexical = is_relevant(&e.path);
-        if !lexical && e.blob.is_none() {
-            return false;
+    /// Records an entry in the rpmdb overlay when it matters there: on the way to the database
+    /// directories, or a kept database file (wherever its directory leads; rpm follows the
+    /// same links, and files outside database directories are pruned after the layer).
+    fn overlay_add(&mut self, e: &Entry) {
+        if !is_relevant(&e.path) && e.blob.is_none() {
+            return;
         }
         let Some(target) = self.overlay.resolve_parent(&e.path) else {
-            return false;
+            return;
         };
-        // A kept database file lands wherever its directory leads (rpm follows the same links);
-        // anything else only matters on the way to the database directories.
         if !is_relevant(&target) && e.blob.is_none() {
-            return false;
+            return;
         }
-        // Whether the database rpm would find can differ afterwards: a new directory or an index
-        // file alone cannot change it, replacing something that was there can.
-        let existing_matters = !matches!(
-            self.overlay.get(&target),
-            None | Some(Node::Dir) | Some(Node::File(None))
-        );
-        let db_name = DB_NAMES.contains(&split_parent(&target).1);
         let node = match &e.kind {
             Kind::Dir => {
                 if matches!(self.overlay.get(&target), Some(Node::Dir)) {
-                    // Only its metadata changed.
-                    return false;
+                    return;
                 }
-                self.overlay.insert(&target, Node::Dir);
-                return existing_matters;
+                Node::Dir
             }
-            Kind::File if !db_name => {
-                self.overlay.insert(&target, Node::File(None));
-                return existing_matters;
-            }
-            Kind::File => Node::File(e.blob.clone()),
+            Kind::File if DB_NAMES.contains(&split_parent(&target).1) => Node::File(e.blob.clone()),
+            Kind::File => Node::File(None),
             Kind::Symlink(t) => Node::Symlink(t.clone()),
             Kind::Hardlink(t) => {
                 let src = self.overlay.resolve_parent(t);
@@ -880,10 +905,9 @@ impl Analyzer {
                 }
             }
             Kind::Other => Node::Other,
-            Kind::Whiteout | Kind::Opaque => return false,
+            Kind::Whiteout | Kind::Opaque => return,
         };
         self.overlay.insert(&target, node);
-        true
     }
 
     /// Reads the database the overlay holds now; no database means no packages.

@@ -23,22 +23,26 @@ pub const DB_NAMES: [&str; 4] = [DB_FILES[0], DB_FILES[1], DB_FILES[2], "rpmdb.s
 /// Symlinks followed while resolving one path; Linux's own limit.
 const MAX_SYMLINKS: u32 = 40;
 
-/// A kept file's content; the file is deleted when the last node using it goes.
+/// A kept file's content; the file is deleted when the last node using it goes. `id` is unique
+/// per analysis, so two states of the overlay can be compared.
 #[derive(Debug)]
-pub struct Blob(PathBuf);
+pub struct Blob {
+    path: PathBuf,
+    id: u64,
+}
 
 impl Blob {
-    pub fn new(path: PathBuf) -> Arc<Blob> {
-        Arc::new(Blob(path))
+    pub fn new(path: PathBuf, id: u64) -> Arc<Blob> {
+        Arc::new(Blob { path, id })
     }
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 }
 
 impl Drop for Blob {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -91,6 +95,31 @@ impl Overlay {
 
     pub fn get(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path)
+    }
+
+    /// What decides the database rpm would find: kept files, database-named files without
+    /// content, symlinks. Equal fingerprints, same database.
+    pub fn fingerprint(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .filter_map(|(p, n)| {
+                let key = match n {
+                    Node::File(Some(b)) => format!("f{}", b.id),
+                    Node::File(None) if DB_NAMES.contains(&p.rsplit('/').next()?) => "f".into(),
+                    Node::Symlink(t) => format!("l{t}"),
+                    _ => return None,
+                };
+                Some((p.clone(), key))
+            })
+            .collect()
+    }
+
+    /// Drops the kept files whose directory `keep` refuses (database-named files a layer had
+    /// that turned out not to be in a database directory).
+    pub fn prune_files(&mut self, keep: impl Fn(&str) -> bool) {
+        self.nodes.retain(|p, n| {
+            !matches!(n, Node::File(Some(_))) || keep(p.rsplit_once('/').map_or("", |(d, _)| d))
+        });
     }
 
     /// Removes the nodes strictly below `dir`; true when there were any.
@@ -299,7 +328,7 @@ mod tests {
         );
         o.insert(
             "var/lib/rpm/Packages",
-            Node::File(Some(Blob::new(blob_path))),
+            Node::File(Some(Blob::new(blob_path, 1))),
         );
         let root = tmp.path().join("root");
         fs::create_dir(&root).unwrap();

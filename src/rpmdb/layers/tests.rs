@@ -419,6 +419,29 @@ fn rpmdb_through_symlinked_directories() {
 }
 
 #[test]
+fn rpmdb_directory_elsewhere_behind_a_symlink() {
+    // /var/lib/rpm links to /srv/rpmdb; rpm's writes show up in layer diffs at the real path.
+    let layers = vec![
+        Tar::default()
+            .dir("srv/rpmdb/")
+            .file("srv/rpmdb/Packages.db", &ndb(&[(1, base_pkg())]))
+            .symlink("var/lib/rpm", "/srv/rpmdb")
+            .done(),
+        Tar::default()
+            .file(
+                "srv/rpmdb/Packages.db",
+                &ndb(&[(1, base_pkg()), (2, hello("1.0"))]),
+            )
+            .done(),
+        Tar::default().file("srv/rpmdb/.wh.Packages.db", b"").done(),
+    ];
+    let a = analyze(layers.into_iter().map(input), AnalyzeOptions::per_layer()).unwrap();
+    assert_eq!(a.layers[0].package_count, 1);
+    assert_eq!(names(&a.layers[1].packages.added), ["hello-1.0-1.noarch"]);
+    assert_eq!(a.layers[2].packages.removed.len(), 2);
+}
+
+#[test]
 fn hostile_entries_are_skipped_and_nothing_leaves_the_work_dir() {
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().to_string_lossy().into_owned();
