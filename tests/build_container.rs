@@ -76,6 +76,8 @@ fn setup(build_arches: &str, hosts: &[(&str, &[&str])], extra: &[&str]) -> Optio
         ];
         args.extend_from_slice(extra);
         builders.push(BuilderProc::start(&hub, name, arches, &args));
+        // Builds are imported as atomic-reactor does: the host needs CG access.
+        hub.koji_ok(&["grant-cg-access", name, "atomic-reactor", "--new"]);
     }
     Some(Setup {
         hub,
@@ -239,7 +241,7 @@ fn normal_isolated_and_scratch_builds() {
     assert_contains(&watched, "cb-hello", "RUN output in watch-logs");
 
     let outcome = s.outcome(id);
-    assert_contains(&outcome, "'koji_builds': []", "koji_builds");
+    assert_contains(&outcome, "'koji_builds': ['", "koji_builds");
     assert!(!outcome.contains("user_warnings"), "{outcome}");
     let repos = repositories(&outcome);
     let tags: Vec<&str> = repos.iter().map(|r| tag_of(r)).collect();
@@ -360,6 +362,26 @@ for name, info in sorted(s.listTaskOutput({child}, stat=True).items()):
         s.skopeo_inspect(&repos2[0])["Labels"]["release"].as_str(),
         Some("2")
     );
+
+    // The first build is a Koji build: buildinfo, its image archive and the image's RPMs.
+    let info = s.hub.koji_ok(&["buildinfo", "plain-container-1.0-1"]);
+    assert_contains(&info, "State: COMPLETE", "buildinfo state");
+    assert_contains(&info, archive_name, "image archive in buildinfo");
+    let rpms = s.hub.python_ok(
+        r#"
+import koji, os
+s = koji.ClientSession(os.environ['KOJI_URL'])
+b = s.getBuild('plain-container-1.0-1')
+for a in s.listArchives(buildID=b['id']):
+    if a['filename'].endswith('.tar.gz'):
+        for r in s.listRPMs(imageID=a['id']):
+            print('RPM', r['name'], r['version'], r['release'], r['arch'])
+print('TAGGED', [t['name'] for t in s.listTags(build=b['id'])])
+"#,
+    );
+    assert_contains(&rpms, "RPM cb-hello 1.1 1 noarch", "listRPMs(imageID=)");
+    assert_contains(&rpms, "RPM cb-extra 1.0 1 noarch", "listRPMs(imageID=)");
+    assert_contains(&rpms, "TAGGED ['f40']", "tagged into the destination tag");
 
     // Isolated: primary and unique only.
     let id3 = s.submit(

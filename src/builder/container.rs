@@ -30,6 +30,7 @@ use crate::build::engine::{BudRequest, Buildah, BuildahConfig, PushOptions};
 use crate::build::opts::{BuildKind, BuildOpts, build_error, container_error};
 use crate::build::registry::{self, Digest, ManifestEntry, Registry};
 use crate::build::source::{AllowedScms, Git, ScmUrl};
+use crate::cg::CONTENT_GENERATOR;
 use crate::xmlrpc::{Fault, FaultCode, Struct, Value};
 
 /// Default build time limit (seconds) when container.yaml sets none (osbs-client's default).
@@ -455,119 +456,509 @@ async fn build(
         yum_repourls: opts.yum_repourls.clone(),
     };
 
-    // One child per arch.
-    let mut children = Vec::new();
-    for arch in &arches.arches {
-        let id = ctx
-            .subtask(
-                "createContainer",
-                vec![
-                    Value::str(src.clone()),
-                    Value::str(target.clone()),
-                    Value::str(arch.clone()),
-                    child.to_value(),
-                ],
-                Struct::new()
-                    .with("arch", arch.clone())
-                    .with("label", arch.clone()),
-            )
-            .await?;
-        osbs.line(&format!("createContainer for {arch}: task {id}"))
-            .map_err(&io)?;
-        children.push((id, arch.clone()));
-    }
-    let mirror = LogMirror::new(ctx, &children)?;
-    let ids: Vec<i64> = children.iter().map(|(id, _)| *id).collect();
-    let waited = {
-        let m = mirror.clone();
-        ctx.wait_all(&ids, move || {
-            let m = m.clone();
-            Box::pin(async move { m.copy().await })
-        })
-        .await
-    };
-    mirror.copy().await;
-    let results = match waited {
-        Ok(r) => r,
-        Err(f) => {
-            let _ = osbs.line(&format!("a platform build failed: {}", f.message));
-            return Err(f);
-        }
-    };
-
-    // Manifest list and tags.
-    let mut entries = Vec::new();
-    for ((id, arch), r) in children.iter().zip(&results) {
-        let e = entry_of(r).ok_or_else(|| {
-            unknown(format!(
-                "createContainer task {id} ({arch}) returned no image"
-            ))
-        })?;
-        osbs.line(&format!("{arch}: {} ({} bytes)", e.digest, e.size))
-            .map_err(&io)?;
-        entries.push(e);
-        let warnings = r
-            .as_struct()
-            .and_then(|s| s.get("user_warnings"))
-            .and_then(Value::as_array)
-            .unwrap_or_default();
-        user_warnings.extend(warnings.iter().filter_map(Value::as_str).map(str::to_owned));
-    }
-    let source_tag = if let [only] = entries.as_slice() {
-        registry::arch_tag(&unique, &only.arch)
+    // Non-scratch: reserve the NVR in Koji (atomic-reactor's reserve_build), refunded if the
+    // build fails or is canceled, completed by CGImport.
+    let reservation = if opts.kind() == BuildKind::Scratch {
+        None
     } else {
-        let info = client
-            .put_manifest_list(&name_path, &unique, &entries)
+        Some(Reservation::take(ctx, &il, &release).await?)
+    };
+    let started_at = now() as i64;
+    let outcome: Result<Value, Fault> = async {
+        // One child per arch.
+        let mut children = Vec::new();
+        for arch in &arches.arches {
+            let id = ctx
+                .subtask(
+                    "createContainer",
+                    vec![
+                        Value::str(src.clone()),
+                        Value::str(target.clone()),
+                        Value::str(arch.clone()),
+                        child.to_value(),
+                    ],
+                    Struct::new()
+                        .with("arch", arch.clone())
+                        .with("label", arch.clone()),
+                )
+                .await?;
+            osbs.line(&format!("createContainer for {arch}: task {id}"))
+                .map_err(&io)?;
+            children.push((id, arch.clone()));
+        }
+        let mirror = LogMirror::new(ctx, &children)?;
+        let ids: Vec<i64> = children.iter().map(|(id, _)| *id).collect();
+        let waited = {
+            let m = mirror.clone();
+            ctx.wait_all(&ids, move || {
+                let m = m.clone();
+                Box::pin(async move { m.copy().await })
+            })
             .await
-            .map_err(|e| {
-                container_error(format!(
-                    "Image build failed. cannot push the manifest list: {e}"
+        };
+        mirror.copy().await;
+        let results = match waited {
+            Ok(r) => r,
+            Err(f) => {
+                let _ = osbs.line(&format!("a platform build failed: {}", f.message));
+                return Err(f);
+            }
+        };
+
+        // Manifest list and tags.
+        let mut entries = Vec::new();
+        for ((id, arch), r) in children.iter().zip(&results) {
+            let e = entry_of(r).ok_or_else(|| {
+                unknown(format!(
+                    "createContainer task {id} ({arch}) returned no image"
                 ))
             })?;
-        osbs.line(&format!(
-            "pushed manifest list {repository}:{unique} ({})",
-            info.digest
-        ))
-        .map_err(&io)?;
-        unique.clone()
-    };
-    for t in tags.all().filter(|t| *t != source_tag) {
-        let info = client
-            .tag(&name_path, &source_tag, t)
-            .await
-            .map_err(|e| container_error(format!("Image build failed. cannot tag {t}: {e}")))?;
-        osbs.line(&format!("tagged {repository}:{t} ({})", info.digest))
-            .map_err(&io)?;
-    }
-    for a in arches.arches.iter() {
-        if !children.iter().any(|(_, c)| c == a) {
-            user_warnings.push(format!("arch {a} was not built"));
+            osbs.line(&format!("{arch}: {} ({} bytes)", e.digest, e.size))
+                .map_err(&io)?;
+            entries.push(e);
+            let warnings = r
+                .as_struct()
+                .and_then(|s| s.get("user_warnings"))
+                .and_then(Value::as_array)
+                .unwrap_or_default();
+            user_warnings.extend(warnings.iter().filter_map(Value::as_str).map(str::to_owned));
         }
-    }
+        let mut list_digest: Option<(String, String)> = None;
+        let source_tag = if let [only] = entries.as_slice() {
+            registry::arch_tag(&unique, &only.arch)
+        } else {
+            let info = client
+                .put_manifest_list(&name_path, &unique, &entries)
+                .await
+                .map_err(|e| {
+                    container_error(format!(
+                        "Image build failed. cannot push the manifest list: {e}"
+                    ))
+                })?;
+            osbs.line(&format!(
+                "pushed manifest list {repository}:{unique} ({})",
+                info.digest
+            ))
+            .map_err(&io)?;
+            list_digest = Some((info.media_type.clone(), info.digest.as_str().to_owned()));
+            unique.clone()
+        };
+        for t in tags.all().filter(|t| *t != source_tag) {
+            let info = client
+                .tag(&name_path, &source_tag, t)
+                .await
+                .map_err(|e| container_error(format!("Image build failed. cannot tag {t}: {e}")))?;
+            osbs.line(&format!("tagged {repository}:{t} ({})", info.digest))
+                .map_err(&io)?;
+        }
+        for a in arches.arches.iter() {
+            if !children.iter().any(|(_, c)| c == a) {
+                user_warnings.push(format!("arch {a} was not built"));
+            }
+        }
 
-    let mut result = Struct::new();
-    result.insert(
-        "repositories",
-        Value::from(
-            dockerfile::repositories(&repository, &tags)
-                .into_iter()
-                .map(Value::from)
-                .collect::<Vec<_>>(),
-        ),
-    );
-    result.insert("koji_builds", Value::from(Vec::<Value>::new()));
-    if !user_warnings.is_empty() {
+        let mut koji_builds = Vec::new();
+        if let Some(r) = &reservation {
+            let build_id = import_build(
+                ctx,
+                r,
+                &ImportInput {
+                    src: &src,
+                    commit: &co.commit,
+                    il: &il,
+                    release: &release,
+                    started_at,
+                    children: &children,
+                    results: &results,
+                    mirror: &mirror,
+                    isolated: opts.kind() == BuildKind::Isolated,
+                    parent_image: child.parent_image.as_deref(),
+                    yum_repourls: &opts.yum_repourls,
+                    repository: &repository,
+                    tags: &tags,
+                    list_digest: list_digest.as_ref(),
+                    userdata: opts.userdata.as_ref(),
+                },
+                &osbs,
+            )
+            .await?;
+            let tag_task = session
+                .call(
+                    "tagBuild",
+                    vec![Value::str(dest_tag_name.clone()), Value::Int(build_id)],
+                )
+                .await?;
+            osbs.line(&format!(
+                "imported build {build_id}, tagged into {dest_tag_name} (task {})",
+                tag_task.as_int().unwrap_or(0)
+            ))
+            .map_err(&io)?;
+            koji_builds.push(Value::str(build_id.to_string()));
+        }
+
+        let mut result = Struct::new();
         result.insert(
-            "user_warnings",
+            "repositories",
             Value::from(
-                user_warnings
+                dockerfile::repositories(&repository, &tags)
                     .into_iter()
                     .map(Value::from)
                     .collect::<Vec<_>>(),
             ),
         );
+        result.insert("koji_builds", Value::Array(koji_builds));
+        if !user_warnings.is_empty() {
+            result.insert(
+                "user_warnings",
+                Value::from(
+                    user_warnings
+                        .into_iter()
+                        .map(Value::from)
+                        .collect::<Vec<_>>(),
+                ),
+            );
+        }
+        Ok(Value::from(result))
     }
-    Ok(Value::from(result))
+    .await;
+    match (outcome, reservation) {
+        (Ok(v), Some(r)) => {
+            r.disarm();
+            Ok(v)
+        }
+        (Err(f), Some(r)) => {
+            r.refund(BUILD_FAILED).await;
+            Err(f)
+        }
+        (outcome, None) => outcome,
+    }
+}
+
+/// Koji build states a reservation is refunded with.
+const BUILD_FAILED: i64 = 3;
+const BUILD_CANCELED: i64 = 4;
+
+/// An NVR reserved with `CGInitBuild`. Unless disarmed (imported) or refunded, dropping it —
+/// the task future dropped on cancel — refunds it as CANCELED in the background, so the NVR
+/// becomes reusable as Koji allows for FAILED and CANCELED builds.
+struct Reservation {
+    session: Arc<super::client::KojiClient>,
+    build_id: i64,
+    token: String,
+    armed: AtomicBool,
+}
+
+impl Reservation {
+    async fn take(
+        ctx: &TaskContext,
+        il: &dockerfile::ImageLabels,
+        release: &str,
+    ) -> Result<Reservation, Fault> {
+        let data = Struct::new()
+            .with("name", il.component.clone())
+            .with("version", il.version.clone())
+            .with("release", release.to_owned());
+        let r = ctx
+            .session()
+            .call(
+                "CGInitBuild",
+                vec![Value::str(CONTENT_GENERATOR), Value::from(data)],
+            )
+            .await?;
+        let s = r.as_struct();
+        let build_id = s.and_then(|s| s.get("build_id")).and_then(Value::as_int);
+        let token = s.and_then(|s| s.get("token")).and_then(Value::as_str);
+        match (build_id, token) {
+            (Some(build_id), Some(token)) => Ok(Reservation {
+                session: ctx.session().clone(),
+                build_id,
+                token: token.to_owned(),
+                armed: AtomicBool::new(true),
+            }),
+            _ => Err(unknown(format!("CGInitBuild answered {r:?}"))),
+        }
+    }
+
+    fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
+    }
+
+    fn refund_call(&self, state: i64) -> (Arc<super::client::KojiClient>, Vec<Value>) {
+        (
+            self.session.clone(),
+            vec![
+                Value::str(CONTENT_GENERATOR),
+                Value::Int(self.build_id),
+                Value::str(self.token.clone()),
+                Value::Int(state),
+            ],
+        )
+    }
+
+    async fn refund(&self, state: i64) {
+        if !self.armed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let (session, args) = self.refund_call(state);
+        if let Err(e) = session.call("CGRefundBuild", args).await {
+            tracing::warn!(build_id = self.build_id, error = %e, "cannot refund the reserved build");
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.armed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let (session, args) = self.refund_call(BUILD_CANCELED);
+        let build_id = self.build_id;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = session.call("CGRefundBuild", args).await {
+                    tracing::warn!(build_id, error = %e, "cannot refund the reserved build");
+                }
+            });
+        }
+    }
+}
+
+/// What the import needs from the build.
+struct ImportInput<'a> {
+    src: &'a str,
+    commit: &'a str,
+    il: &'a dockerfile::ImageLabels,
+    release: &'a str,
+    started_at: i64,
+    children: &'a [(i64, String)],
+    results: &'a [Value],
+    mirror: &'a LogMirror,
+    isolated: bool,
+    parent_image: Option<&'a str>,
+    yum_repourls: &'a [String],
+    repository: &'a str,
+    tags: &'a dockerfile::TagSet,
+    list_digest: Option<&'a (String, String)>,
+    userdata: Option<&'a Struct>,
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `metadata.json` (task output) and imports the build with `CGImport` into the
+/// reservation: the per-arch image archives and logs stay where the children uploaded them
+/// (`relpath` below the `tasks` work directory). Returns the build id.
+async fn import_build(
+    ctx: &TaskContext,
+    r: &Reservation,
+    input: &ImportInput<'_>,
+    osbs: &TaskLog,
+) -> Result<i64, Fault> {
+    use crate::cg::{
+        BuildInfo, Buildroot, DockerExtra, ImageExtra, ImageIndex, ImageOutput, LogOutput, Metadata,
+    };
+    let session = ctx.session();
+    let info = session
+        .call("getTaskInfo", vec![Value::Int(ctx.task_id())])
+        .await?;
+    let owner_id = info
+        .as_struct()
+        .and_then(|s| s.get("owner"))
+        .and_then(Value::as_int)
+        .unwrap_or(0);
+    let owner = session.call("getUser", vec![Value::Int(owner_id)]).await?;
+    let owner = owner
+        .as_struct()
+        .and_then(|s| s.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let me = session.call("getLoggedInUser", vec![]).await?;
+    let submitter = me
+        .as_struct()
+        .and_then(|s| s.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+
+    let mut buildroots = Vec::new();
+    let mut images = Vec::new();
+    let mut logs = Vec::new();
+    let mut media_types = Vec::new();
+    for ((child_id, arch), res) in input.children.iter().zip(input.results) {
+        let s = res.as_struct().cloned().unwrap_or_default();
+        let text = |k: &str| {
+            s.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let Some(archive) = s.get("archive").and_then(Value::as_struct) else {
+            return Err(container_error(format!(
+                "Image build failed. {arch} has no image archive to import (the builder runs with --archive none)"
+            )));
+        };
+        let relpath = super::logs::task_upload_path(*child_id)
+            .trim_start_matches("tasks/")
+            .to_owned();
+        let br = format!("{arch}-{child_id}");
+        buildroots.push(Buildroot {
+            id: br.clone(),
+            arch: arch.clone(),
+            tools: vec![(
+                "containerbuild".to_owned(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+            )],
+            components: Vec::new(),
+        });
+        let media_type = text("media_type");
+        let digest = text("digest");
+        if !media_types.contains(&media_type) {
+            media_types.push(media_type.clone());
+        }
+        let repo = text("repository");
+        let components = s
+            .get("components")
+            .map(crate::xmlrpc::value::value_to_json)
+            .and_then(|j| j.as_array().cloned())
+            .unwrap_or_default();
+        images.push(ImageOutput {
+            buildroot_id: br.clone(),
+            filename: archive
+                .get("filename")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            relpath: relpath.clone(),
+            filesize: archive
+                .get("filesize")
+                .and_then(Value::as_int)
+                .unwrap_or(0)
+                .max(0) as u64,
+            checksum: archive
+                .get("checksum")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            arch: arch.clone(),
+            components,
+            docker: DockerExtra {
+                id: text("image_id"),
+                parent_id: None,
+                repositories: vec![
+                    format!("{repo}:{}", text("tag")),
+                    format!("{repo}@{digest}"),
+                ],
+                layer_sizes: Vec::new(),
+                tags: vec![text("tag")],
+                config: None,
+                digests: [(media_type, digest)].into_iter().collect(),
+            },
+            rpm_report: s
+                .get("rpm_report")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+        // The child's log, byte for byte the copy the parent holds.
+        let log_name = format!("{arch}.log");
+        if let Some((_, _, log)) = input.mirror.logs.iter().find(|(id, _, _)| id == child_id)
+            && let Ok(bytes) = std::fs::read(log.path())
+        {
+            logs.push(LogOutput {
+                buildroot_id: br,
+                filename: log_name,
+                relpath,
+                filesize: bytes.len() as u64,
+                checksum: md5_hex(&bytes),
+                arch: "noarch".to_owned(),
+            });
+        }
+    }
+    let primary = input.tags.primary.first().cloned().unwrap_or_default();
+    let (index_digest, index_media) = match input.list_digest {
+        Some((m, d)) => (d.clone(), m.clone()),
+        None => (
+            images
+                .first()
+                .and_then(|i| i.docker.digests.values().next().cloned())
+                .unwrap_or_default(),
+            images
+                .first()
+                .and_then(|i| i.docker.digests.keys().next().cloned())
+                .unwrap_or_default(),
+        ),
+    };
+    let extra = ImageExtra {
+        isolated: input.isolated,
+        parent_images: input.parent_image.map(str::to_owned).into_iter().collect(),
+        yum_repourls: input.yum_repourls.to_vec(),
+        index: Some(ImageIndex {
+            tags: input.tags.primary.clone(),
+            floating_tags: input.tags.floating.clone(),
+            unique_tags: input.tags.unique.clone(),
+            pull: vec![
+                format!("{}@{index_digest}", input.repository),
+                format!("{}:{primary}", input.repository),
+            ],
+            digests: [(index_media, index_digest)].into_iter().collect(),
+        }),
+        media_types,
+        container_koji_task_id: ctx.task_id(),
+        submitter,
+        userdata: input
+            .userdata
+            .map(|u| crate::xmlrpc::value::value_to_json(&Value::Struct(u.clone()))),
+        ..ImageExtra::default()
+    };
+    let source = match input.src.split_once('#') {
+        Some((url, _)) => format!("{url}#{}", input.commit),
+        None => format!("{}#{}", input.src, input.commit),
+    };
+    let md = Metadata::new(
+        BuildInfo {
+            name: input.il.component.clone(),
+            version: input.il.version.clone(),
+            release: input.release.to_owned(),
+            source,
+            start_time: input.started_at,
+            end_time: now() as i64,
+            owner,
+            build_id: Some(r.build_id),
+            extra: extra.to_json(),
+        },
+        &buildroots,
+        &images,
+        &logs,
+    );
+    let text = md.to_pretty();
+    let file = ctx.workdir().join("metadata.json");
+    std::fs::write(&file, &text)
+        .map_err(|e| unknown(format!("cannot write metadata.json: {e}")))?;
+    ctx.upload_file(&file, "metadata.json").await?;
+    let imported = session
+        .call(
+            "CGImport",
+            vec![
+                Value::str(text),
+                Value::str("tasks"),
+                Value::str(r.token.clone()),
+            ],
+        )
+        .await?;
+    r.disarm();
+    let build_id = imported
+        .as_struct()
+        .and_then(|s| s.get("id"))
+        .and_then(Value::as_int)
+        .unwrap_or(r.build_id);
+    osbs.line(&format!("CGImport: build {build_id}"))
+        .map_err(log_io("osbs-build.log"))?;
+    Ok(build_id)
 }
 
 /// A child's result as a manifest list entry.

@@ -204,8 +204,7 @@ pub struct ImageExtra {
 }
 
 impl ImageExtra {
-    /// `build.extra` as atomic-reactor writes it (with `typeinfo.image`, which Koji's `image`
-    /// build type requires).
+    /// `build.extra` as atomic-reactor writes it.
     pub fn to_json(&self) -> Json {
         let mut image = serde_json::json!({
             "isolated": self.isolated,
@@ -220,9 +219,11 @@ impl ImageExtra {
         if let Some(i) = &self.index {
             image["index"] = serde_json::to_value(i).unwrap_or(Json::Null);
         }
+        // `extra.image` is the image build type's legacy typeinfo: Koji refuses it together
+        // with `typeinfo.image` ("Duplicate typeinfo"), and readers such as atomic-reactor's
+        // inject_parent_image look at `extra.image.index.pull`.
         let mut extra = serde_json::json!({
-            "image": image.clone(),
-            "typeinfo": {"image": image},
+            "image": image,
             "osbs_build": {"kind": "container_build", "engine": "buildah", "subtypes": []},
             "submitter": self.submitter,
             "container_koji_task_id": self.container_koji_task_id,

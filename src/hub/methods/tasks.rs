@@ -483,9 +483,18 @@ fn walk(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
             } else {
                 format!("{rel}/{name}")
             };
+            // As Koji's os.walk + os.stat: directories are not followed through symlinks, files
+            // are (a CG import leaves a symlink to the file it moved into the build's directory).
             match e.metadata() {
                 Ok(m) if m.is_dir() => stack.push((e.path(), r)),
                 Ok(m) if m.is_file() => out.push((r, m)),
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(t) = std::fs::metadata(e.path())
+                        && t.is_file()
+                    {
+                        out.push((r, t));
+                    }
+                }
                 _ => {}
             }
         }
