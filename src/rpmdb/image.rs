@@ -51,13 +51,23 @@ fn invalid(msg: impl Into<String>) -> SourceError {
     SourceError::Invalid(msg.into())
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// Verify the registry's TLS certificate (`skopeo --src-tls-verify`); `false` also allows
     /// plain HTTP.
     pub tls_verify: bool,
     /// `skopeo` program (default: `skopeo` on PATH).
     pub skopeo: Option<PathBuf>,
+}
+
+impl Default for SourceOptions {
+    /// TLS verification on, `skopeo` from PATH.
+    fn default() -> Self {
+        SourceOptions {
+            tls_verify: true,
+            skopeo: None,
+        }
+    }
 }
 
 /// One layer of an image, before it is read.

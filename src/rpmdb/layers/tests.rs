@@ -603,3 +603,36 @@ fn package_diff_rules() {
     assert_eq!(ch.reinstalled.len(), 1);
     assert_eq!(ch.reinstalled[0].to.nevra, "same-1-1.noarch");
 }
+
+#[test]
+fn damaged_layers_are_errors_not_panics() {
+    use crate::rpmdb::testutil::noise;
+    let good = base_layer();
+    let compressed = [gzip(&good), zstd(&good)];
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for seed in 1..40u64 {
+        inputs.push(noise(seed, (seed as usize * 977) % 5000));
+        // A valid tar with bytes flipped in its headers and data.
+        let mut flipped = good.clone();
+        let n = noise(seed, 8);
+        for (i, b) in n.iter().enumerate() {
+            let at = (usize::from(*b) * 131 + i * 4099 + seed as usize * 17) % flipped.len();
+            flipped[at] ^= 0xa5;
+        }
+        inputs.push(flipped);
+    }
+    for cut in (0..good.len()).step_by(good.len() / 37 + 1) {
+        inputs.push(good[..cut].to_vec());
+    }
+    for c in &compressed {
+        for cut in (0..c.len()).step_by(c.len() / 13 + 1) {
+            inputs.push(c[..cut].to_vec());
+        }
+    }
+    for bytes in inputs {
+        for opts in [AnalyzeOptions::per_layer(), AnalyzeOptions::default()] {
+            // Ok or Err, never a panic or a hang.
+            let _ = analyze([input(base_layer()), input(bytes.clone())], opts);
+        }
+    }
+}
