@@ -8,9 +8,14 @@ use rusqlite::Connection;
 
 use super::{Result, StoreError, records, users};
 
+/// The content generator embedded builders import as (the builder's `cg::CONTENT_GENERATOR`;
+/// `store` does not depend on `cg`, a unit test keeps the two equal).
+pub const CONTENT_GENERATOR: &str = "atomic-reactor";
+
 /// Makes sure `name` is a host that can log in with `password`: creates the HOST user and the
 /// host (arches `arch`, channels `default` and `container`) if missing, sets the password, and
-/// re-adds missing channel memberships. An existing host keeps its arches, capacity and enabled
+/// re-adds missing channel memberships, and grants it access to the `atomic-reactor` content
+/// generator (its container builds are imported with `CGImport`). An existing host keeps its arches, capacity and enabled
 /// flag (an admin may have changed them). Returns the host id.
 pub fn ensure_builder_host(
     conn: &Connection,
@@ -55,6 +60,16 @@ pub fn ensure_builder_host(
             records::add_host_to_channel(conn, host_id, cid)?;
         }
     }
+    // The builder imports its container builds as the atomic-reactor content generator.
+    let cg = match records::lookup(
+        conn,
+        records::Named::ContentGenerator,
+        records::Ref::Name(CONTENT_GENERATOR),
+    )? {
+        Some((id, _)) => id,
+        None => super::cg::create_cg(conn, CONTENT_GENERATOR)?,
+    };
+    super::cg::grant(conn, cg, user_id, None)?;
     Ok(host_id)
 }
 
