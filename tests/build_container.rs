@@ -55,6 +55,7 @@ fn setup(build_arches: &str, hosts: &[(&str, &[&str])], extra: &[&str]) -> Optio
         "slow-container",
         "multi-container",
         "blocked-container",
+        "yumrepo-container",
     ] {
         hub.koji_ok(&["add-pkg", "--owner", ADMIN, "f40", pkg]);
     }
@@ -839,7 +840,8 @@ fn failing_run_and_cancel_during_run() {
 
 #[test]
 fn yum_repourls_are_mounted_for_run() {
-    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])], &[]) else {
+    // Also a builder without image archives: the Koji build gets OSBS 2's placeholder.
+    let Some(s) = setup("x86_64", &[("b1", &["x86_64"])], &["--archive", "none"]) else {
         return;
     };
     if which("python3").is_none() {
@@ -883,9 +885,13 @@ fn yum_repourls_are_mounted_for_run() {
     );
     let id = s.submit_src(
         &src,
-        &format!("{{'git_branch': 'main', 'scratch': True, 'yum_repourls': ['http://127.0.0.1:{port}/test.repo']}}"),
+        &format!("{{'git_branch': 'main', 'yum_repourls': ['http://127.0.0.1:{port}/test.repo']}}"),
     );
     assert_eq!(s.wait_end(id), CLOSED, "{}", s.outcome(id));
+    assert_contains(&s.outcome(id), "'koji_builds': ['", "imported");
+    let info = s.hub.koji_ok(&["buildinfo", "yumrepo-container-1-1"]);
+    assert_contains(&info, "State: COMPLETE", "buildinfo");
+    assert_contains(&info, ".x86_64.tar.gz", "placeholder image archive");
     let log = s.output_text(id, "x86_64.log");
     assert_contains(
         &log,

@@ -1232,6 +1232,15 @@ async fn create(
                 })
                 .await
                 .map_err(|e| e.to_fault())?;
+            // OSBS 2's placeholder, so the build still has its Koji image archive.
+            let name = format!("docker-image-{}.{arch}.tar.gz", image_id.hex());
+            let pull = format!("{}/{}@{digest}", reg.host_port, b.repository);
+            let ph = ctx.workdir().join(&name);
+            let a = write_placeholder(&ph, &name, &pull)
+                .map_err(|e| unknown(format!("cannot write {name}: {e}")))?;
+            ctx.upload_file(&ph, &name).await?;
+            let _ = std::fs::remove_file(&ph);
+            result.insert("archive", Value::from(a));
             path
         }
     };
@@ -1245,6 +1254,35 @@ async fn create(
         result.insert(k, v);
     }
     Ok(Value::from(result))
+}
+
+/// With `--archive none`: atomic-reactor's (OSBS 2) placeholder archive, a `.tar.gz` holding
+/// one `README` that names the image's pull spec, so the Koji build still records a
+/// `docker-image` archive (and its RPM components). Returns the archive fields.
+fn write_placeholder(path: &Path, name: &str, pull: &str) -> std::io::Result<Struct> {
+    let text = format!(
+        "Archive is just a placeholder for the koji archive, if you need the content you can use pullspec of the built image: {pull}\n"
+    );
+    let mut tar = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut tar);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(now() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, "README", text.as_bytes())?;
+        b.finish()?;
+    }
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let stats = archive::gzip_parallel(&tar[..], file, 1, ARCHIVE_LEVEL)?;
+    Ok(Struct::new()
+        .with("filename", name.to_owned())
+        .with("filesize", stats.size as i64)
+        .with("checksum", stats.md5)
+        .with("checksum_type", 0)
+        .with("sha256", stats.sha256)
+        .with("placeholder", true))
 }
 
 /// Most drift lines a platform adds to the task result's `user_warnings`.
@@ -1737,6 +1775,36 @@ mod tests {
         assert_eq!(p.len(), 3);
         let bad = Struct::new().with("x", 1);
         assert_eq!(merge_opts_kwarg(vec![], bad).unwrap_err().code, 1019);
+    }
+
+    #[test]
+    fn placeholder_archive_names_the_pull_spec() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("docker-image-ab.x86_64.tar.gz");
+        let a = write_placeholder(&p, "docker-image-ab.x86_64.tar.gz", "r/x@sha256:00")
+            .expect("placeholder");
+        assert_eq!(
+            a.get("filesize").and_then(Value::as_int),
+            std::fs::metadata(&p).ok().map(|m| m.len() as i64)
+        );
+        let gz = std::fs::read(&p).expect("read");
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut tar)
+            .expect("gunzip");
+        let mut ar = tar::Archive::new(&tar[..]);
+        let mut e = ar
+            .entries()
+            .expect("entries")
+            .next()
+            .expect("one")
+            .expect("entry");
+        assert_eq!(e.path().expect("path").to_string_lossy(), "README");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).expect("text");
+        assert!(
+            text.contains("pullspec of the built image: r/x@sha256:00"),
+            "{text}"
+        );
     }
 
     #[test]
