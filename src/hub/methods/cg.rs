@@ -654,20 +654,7 @@ fn state_name(state: i64) -> String {
 /// Koji's `verify_name_internal` (default limits) plus the build-directory rule, then
 /// `new_package(name, strict=False)`: the package id, created when new.
 fn package_id(ctx: &Ctx<'_>, name: &str) -> Result<i64, Fault> {
-    if name.chars().count() > 256 {
-        return Err(Fault::generic(format!(
-            "Name {name} is too long. Max length is 256 characters"
-        )));
-    }
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_.+-".contains(c))
-    {
-        return Err(Fault::generic(format!(
-            "Name {name} does not match RegexNameInternal value"
-        )));
-    }
+    super::records::verify_name_str(name)?;
     check_dir_name("name", name)?;
     Ok(
         match rec::lookup(ctx.db, Named::Package, Ref::Name(name))? {
@@ -1056,7 +1043,7 @@ struct PrepOutput {
 
 struct Importer<'a, 'c> {
     ctx: &'a Ctx<'c>,
-    /// `<topdir>/work/<directory>`.
+    /// The upload `directory` below the topdir's `work` directory.
     updir: PathBuf,
     metadata: J,
     raw: String,
@@ -2354,20 +2341,7 @@ fn add_btype(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         Value::String(s) => s.clone(),
         _ => return Err(Fault::generic("Name should be string")),
     };
-    if name.chars().count() > 256 {
-        return Err(Fault::generic(format!(
-            "Name {name} is too long. Max length is 256 characters"
-        )));
-    }
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_.+-".contains(c))
-    {
-        return Err(Fault::generic(format!(
-            "Name {name} does not match RegexNameInternal value"
-        )));
-    }
+    super::records::verify_name_str(&name)?;
     if rec::lookup(ctx.db, Named::Btype, Ref::Name(&name))?.is_some() {
         return Err(Fault::generic("btype already exists"));
     }
@@ -2621,7 +2595,7 @@ mod tests {
         assert_eq!(
             relative_to(
                 Path::new("/t/packages/n/v/r/images/f"),
-                Path::new("/t/work/up/dir")
+                Path::new("/t/uploads/up/dir")
             ),
             PathBuf::from("../../../packages/n/v/r/images/f")
         );

@@ -661,6 +661,11 @@ fn verify_name_internal(name: &Value) -> Result<&str, Fault> {
     let Value::String(name) = name else {
         return Err(Fault::generic("Name should be string"));
     };
+    verify_name_str(name)
+}
+
+/// [`verify_name_internal`] on a string (also used by the content-generator import).
+pub(super) fn verify_name_str(name: &str) -> Result<&str, Fault> {
     if name.chars().count() > 256 {
         return Err(Fault::generic(format!(
             "Name {name} is too long. Max length is 256 characters"
