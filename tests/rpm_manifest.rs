@@ -681,7 +681,8 @@ fn synthetic_archives_and_schema() {
         return skip(&format!("{} is absent", fixture.display()));
     }
     let db = std::fs::read(fixture.join("rpmdb.sqlite")).unwrap();
-    let packages = containerbuild::rpmdb::read_dir(&fixture).unwrap();
+    let packages =
+        containerbuild::rpmdb::read_dir(&fixture, containerbuild::rpmdb::Detail::Files).unwrap();
     // A regular file some package owns, with its digest.
     let (owner, file) = packages
         .iter()

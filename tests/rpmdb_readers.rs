@@ -11,7 +11,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use containerbuild::rpmdb::{self, Component, DbFormat, DigestAlgo, Package};
+use containerbuild::rpmdb::{self, Component, DbFormat, Detail, DigestAlgo, Package};
 use serde_json::Value;
 
 /// `rpm -qa --qf` as atomic-reactor runs it (atomic_reactor/utils/rpm.py, with the modularity
@@ -158,17 +158,17 @@ fn fixtures_match_their_expected_output() {
             rpmdb::detect_format(&dbdir.join(file)).unwrap(),
             Some(format)
         );
-        let got = rpmdb::read_dir(&dbdir).unwrap_or_else(|e| panic!("{db}: {e}"));
+        let got = rpmdb::read_dir(&dbdir, Detail::Files).unwrap_or_else(|e| panic!("{db}: {e}"));
         compare_with_expected(db, &got, &dir.join(format!("{db}.expected.json")));
         // A database directory works with `open` too.
-        assert_eq!(rpmdb::open(&dbdir).unwrap(), got);
+        assert_eq!(rpmdb::open(&dbdir, Detail::Files).unwrap(), got);
     }
 }
 
 #[test]
 fn sle_ndb_signatures_and_files() {
     let Some(dir) = fixtures() else { return };
-    let got = rpmdb::read_dir(&dir.join("sle15-bci")).unwrap();
+    let got = rpmdb::read_dir(&dir.join("sle15-bci"), Detail::Files).unwrap();
     // Not oracle-checked (no rpm reads NDB here), but NOTICE.md decodes the same key by hand.
     for p in &got {
         assert_eq!(
@@ -330,11 +330,16 @@ fn sqlite_and_bdb_fixtures_agree_with_rpm() {
         "cbl-mariner",
         &mariner,
         "sqlite",
-        &rpmdb::read_dir(&mariner).unwrap(),
+        &rpmdb::read_dir(&mariner, Detail::Files).unwrap(),
     );
     assert_eq!(n, 129);
     let uuid = dir.join("libuuid");
-    compare_with_rpm("libuuid", &uuid, "bdb_ro", &rpmdb::read_dir(&uuid).unwrap());
+    compare_with_rpm(
+        "libuuid",
+        &uuid,
+        "bdb_ro",
+        &rpmdb::read_dir(&uuid, Detail::Files).unwrap(),
+    );
 }
 
 /// Every file under `dir` with its bytes, to prove a read changed nothing.
@@ -387,7 +392,7 @@ fn sqlite_wal_is_honoured_and_image_files_are_untouched() {
     fs::create_dir_all(&image_db).unwrap();
     fs::create_dir_all(root.join("var/lib")).unwrap();
     symlink("../../usr/lib/sysimage/rpm", root.join("var/lib/rpm")).unwrap();
-    let before = rpmdb::read_dir(&work).unwrap();
+    let before = rpmdb::read_dir(&work, Detail::Files).unwrap();
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
@@ -413,7 +418,7 @@ fn sqlite_wal_is_honoured_and_image_files_are_untouched() {
     }
     let image_before = snapshot(&root);
 
-    let got = rpmdb::open(&root).unwrap();
+    let got = rpmdb::open(&root, Detail::Files).unwrap();
     assert_eq!(
         snapshot(&root),
         image_before,
@@ -428,7 +433,7 @@ fn sqlite_wal_is_honoured_and_image_files_are_untouched() {
     // difference.
     fs::remove_file(image_db.join("rpmdb.sqlite-wal")).unwrap();
     fs::remove_file(image_db.join("rpmdb.sqlite-shm")).unwrap();
-    let stale = rpmdb::open(&root).unwrap();
+    let stale = rpmdb::open(&root, Detail::Files).unwrap();
     assert_eq!(stale.len(), before.len());
     // ... and reading in place with immutable=1 created nothing beside it.
     let names: Vec<_> = fs::read_dir(&image_db)
@@ -482,8 +487,8 @@ fn swapped_berkeleydb_reads_the_same() {
         rpmdb::detect_format(&tmp.path().join("Packages")).unwrap(),
         Some(DbFormat::BerkeleyDb { swapped: true })
     );
-    let swapped = rpmdb::read_dir(tmp.path()).unwrap();
-    let native = rpmdb::read_dir(&dir.join("libuuid")).unwrap();
+    let swapped = rpmdb::read_dir(tmp.path(), Detail::Files).unwrap();
+    let native = rpmdb::read_dir(&dir.join("libuuid"), Detail::Files).unwrap();
     assert_eq!(swapped, native);
     assert_eq!(native.len(), 1);
     assert_eq!(native[0].signature_key.as_deref(), Some("199e2f91fd431d51"));
@@ -593,7 +598,7 @@ fn signed_package_in_a_root_matches_rpm() {
         .arg(&rpm_file));
 
     let before = snapshot(&root);
-    let got = rpmdb::open(&root).unwrap();
+    let got = rpmdb::open(&root, Detail::Files).unwrap();
     assert_eq!(snapshot(&root), before, "reading changed the image's files");
 
     let n = compare_with_rpm("signed", &dbdir, "sqlite", &got);
@@ -643,7 +648,7 @@ fn signed_package_in_a_root_matches_rpm() {
 fn missing_database_and_unknown_files() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(matches!(
-        rpmdb::open(tmp.path()),
+        rpmdb::open(tmp.path(), Detail::Files),
         Err(rpmdb::RpmdbError::NotFound { .. })
     ));
     let dbdir = tmp.path().join("var/lib/rpm");
@@ -651,12 +656,12 @@ fn missing_database_and_unknown_files() {
     // Empty files are what rpm leaves when it never wrote a database: not one.
     fs::write(dbdir.join("rpmdb.sqlite"), b"").unwrap();
     assert!(matches!(
-        rpmdb::open(tmp.path()),
+        rpmdb::open(tmp.path(), Detail::Files),
         Err(rpmdb::RpmdbError::NotFound { .. })
     ));
     // A file with a database's name but no known magic is an error, not silently skipped.
     fs::write(dbdir.join("Packages"), b"this is not a database at all").unwrap();
-    let err = rpmdb::open(tmp.path()).unwrap_err();
+    let err = rpmdb::open(tmp.path(), Detail::Files).unwrap_err();
     assert!(
         matches!(err, rpmdb::RpmdbError::UnknownFormat { .. }),
         "{err}"
@@ -671,7 +676,7 @@ fn missing_database_and_unknown_files() {
         )
         .unwrap();
         assert!(matches!(
-            rpmdb::open(tmp.path()),
+            rpmdb::open(tmp.path(), Detail::Files),
             Err(rpmdb::RpmdbError::NotFound { .. })
         ));
     }
@@ -688,7 +693,7 @@ fn damaged_sqlite_files_are_errors() {
     garbage.extend((0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     for bytes in [&good[..good.len() / 2], &good[..4096], &garbage[..]] {
         fs::write(&db, bytes).unwrap();
-        let err = rpmdb::read_dir(tmp.path()).unwrap_err();
+        let err = rpmdb::read_dir(tmp.path(), Detail::Files).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -708,7 +713,7 @@ fn damaged_sqlite_files_are_errors() {
     for f in ["rpmdb.sqlite-wal", "rpmdb.sqlite-shm"] {
         let _ = fs::remove_file(tmp.path().join(f));
     }
-    let err = rpmdb::read_dir(tmp.path()).unwrap_err();
+    let err = rpmdb::read_dir(tmp.path(), Detail::Files).unwrap_err();
     assert!(
         matches!(err, rpmdb::RpmdbError::Package { instance: 7, .. }),
         "{err}"

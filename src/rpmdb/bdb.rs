@@ -12,7 +12,7 @@ use std::path::Path;
 use super::ReadAt;
 use super::error::RpmdbError;
 use super::header::{self, MAX_BLOB};
-use super::types::Package;
+use super::types::{Detail, Package};
 
 const PAGE_HEADER: usize = 26;
 const P_HASH_UNSORTED: u8 = 2;
@@ -280,13 +280,20 @@ pub fn walk(
     Ok(())
 }
 
-pub fn read(src: &dyn ReadAt, path: &Path, swapped: bool) -> Result<Vec<Package>, RpmdbError> {
+pub fn read(
+    src: &dyn ReadAt,
+    path: &Path,
+    swapped: bool,
+    detail: Detail,
+) -> Result<Vec<Package>, RpmdbError> {
     let mut out = Vec::new();
     walk(src, path, swapped, &mut |instance, blob| {
-        let pkg = header::parse_package(&blob, instance).map_err(|source| RpmdbError::Package {
-            path: path.to_path_buf(),
-            instance,
-            source,
+        let pkg = header::parse_package(&blob, instance, detail).map_err(|source| {
+            RpmdbError::Package {
+                path: path.to_path_buf(),
+                instance,
+                source,
+            }
         })?;
         out.push(pkg);
         Ok(())
@@ -316,7 +323,7 @@ mod tests {
     }
 
     fn read_bytes(b: &[u8]) -> Result<Vec<Package>, RpmdbError> {
-        read(&b, Path::new("Packages"), false)
+        read(&b, Path::new("Packages"), false, Detail::Files)
     }
 
     fn reason(r: Result<Vec<Package>, RpmdbError>) -> String {

@@ -6,11 +6,9 @@
 //! same tag, as `headerImport` does — that is where SIGMD5 and the signatures of an installed
 //! package live.
 
-use std::collections::HashMap;
-
 use super::error::HeaderError;
 use super::pgp;
-use super::types::{DigestAlgo, FileEntry, Package};
+use super::types::{Detail, DigestAlgo, FileEntry, Package};
 
 /// rpm's `headerMaxbytes`: no legitimate header comes close, and it bounds allocations.
 pub const MAX_BLOB: usize = 256 * 1024 * 1024;
@@ -65,18 +63,34 @@ const T_I18NSTRING: u32 = 9;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    tag: i32,
     typ: u32,
     count: u32,
-    /// Byte range in the data store, already bounds-checked.
+    /// Position in the index, for error messages and the region/dribble rule.
+    index: usize,
+    /// Where the value starts in the data store.
     start: usize,
-    end: usize,
+    /// Exclusive bound for the value: the next entry's start (or the end of the data store).
+    /// Fixed-size values were checked against it in [`Header::parse`]; strings are checked
+    /// against it when read.
+    limit: usize,
 }
 
 /// A verified header: tag lookups see the dribble-over-region view rpm's `headerGet` sees.
+///
+/// The index is checked completely when the header is parsed (tags, types, counts, alignment,
+/// offsets in order and inside the data store, fixed-size values inside their slot), but a
+/// string value is only scanned for its NULs when it is read. A package has a few dozen entries
+/// and the reader asks for a dozen of them; scanning every changelog and dependency string of
+/// every header just to throw it away was most of the read time. A malformed string is still an
+/// error, from the read that touches it.
 #[derive(Debug)]
 pub struct Header<'a> {
     data: &'a [u8],
-    entries: HashMap<i32, Entry>,
+    /// In index order, region entries first.
+    entries: Vec<Entry>,
+    /// Index of the first install-time ("dribble") entry.
+    ril: usize,
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -86,38 +100,22 @@ fn be32(b: &[u8], at: usize) -> u32 {
         .map_or(0, u32::from_be_bytes)
 }
 
-/// Bytes a value of `typ`/`count` occupies at `data[off..]`, or why it cannot.
-fn data_len(typ: u32, count: u32, data: &[u8], off: usize) -> Result<usize, String> {
-    let count_us = count as usize;
-    let fixed = |size: usize| -> Result<usize, String> {
-        if !off.is_multiple_of(size) {
-            return Err(format!("offset {off} not aligned to {size}"));
-        }
-        count_us
-            .checked_mul(size)
-            .ok_or_else(|| "count overflows".to_string())
-    };
+/// Size of one element of a fixed-size type; `None` for string types.
+fn fixed_size(typ: u32) -> Option<usize> {
     match typ {
-        T_CHAR | T_INT8 | T_BIN => Ok(count_us),
-        T_INT16 => fixed(2),
-        T_INT32 => fixed(4),
-        T_INT64 => fixed(8),
-        T_STRING | T_STRING_ARRAY | T_I18NSTRING => {
-            let mut pos = off;
-            for _ in 0..count {
-                let rest = data
-                    .get(pos..)
-                    .ok_or_else(|| "string past the data store".to_string())?;
-                let nul = rest
-                    .iter()
-                    .position(|&b| b == 0)
-                    .ok_or_else(|| "string not NUL-terminated within the data store".to_string())?;
-                pos += nul + 1;
-            }
-            Ok(pos - off)
-        }
-        T_NULL => Err("NULL type".to_string()),
-        other => Err(format!("invalid type {other}")),
+        T_CHAR | T_INT8 | T_BIN => Some(1),
+        T_INT16 => Some(2),
+        T_INT32 => Some(4),
+        T_INT64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Lossless when the bytes are UTF-8 (nearly always), U+FFFD replacements otherwise.
+fn utf8(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 
@@ -205,7 +203,9 @@ impl<'a> Header<'a> {
             (0, 0)
         };
 
-        let mut entries: HashMap<i32, Entry> = HashMap::with_capacity(il);
+        let mut entries: Vec<Entry> = Vec::with_capacity(il - first);
+        // Smallest end of the previous value: its exact end for fixed sizes, one byte per
+        // string for strings (each has at least its NUL).
         let mut prev_end = 0usize;
         for index in first..il {
             let (tag, typ, off, count) = raw(index);
@@ -228,29 +228,58 @@ impl<'a> Header<'a> {
                     "data at {start} overlaps the previous entry's (ends at {prev_end})"
                 )));
             }
-            let len = data_len(typ, count, data, start).map_err(bad)?;
+            let min_len = match typ {
+                T_STRING | T_STRING_ARRAY | T_I18NSTRING => count as usize,
+                T_NULL => return Err(bad("NULL type".into())),
+                other => match fixed_size(other) {
+                    Some(size) => {
+                        if !start.is_multiple_of(size) {
+                            return Err(bad(format!("offset {start} not aligned to {size}")));
+                        }
+                        count as usize * size
+                    }
+                    None => return Err(bad(format!("invalid type {other}"))),
+                },
+            };
             let end = start
-                .checked_add(len)
+                .checked_add(min_len)
                 .filter(|&e| e <= data.len())
-                .ok_or_else(|| bad(format!("{len} bytes at {start} exceed the data store")))?;
+                .ok_or_else(|| bad(format!("{min_len} bytes at {start} exceed the data store")))?;
             prev_end = end;
-            let e = Entry {
+            entries.push(Entry {
+                tag,
                 typ,
                 count,
+                index,
                 start,
-                end,
-            };
-            if index < ril {
-                entries.entry(tag).or_insert(e);
-            } else {
-                entries.insert(tag, e);
-            }
+                limit: data.len(),
+            });
         }
-        Ok(Header { data, entries })
+        // Each value must end before the next one starts.
+        for i in 1..entries.len() {
+            entries[i - 1].limit = entries[i].start;
+        }
+        Ok(Header { data, entries, ril })
+    }
+
+    /// The entry `headerGet` would return: the last install-time entry with the tag, else the
+    /// first region entry with it.
+    fn find(&self, tag: i32) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .rev()
+            .take_while(|e| e.index >= self.ril)
+            .find(|e| e.tag == tag)
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .take_while(|e| e.index < self.ril)
+                    .find(|e| e.tag == tag)
+            })
     }
 
     pub fn has(&self, tag: i32) -> bool {
-        self.entries.contains_key(&tag)
+        self.find(tag).is_some()
     }
 
     fn typed(
@@ -259,7 +288,7 @@ impl<'a> Header<'a> {
         types: &[u32],
         expected: &'static str,
     ) -> Result<Option<Entry>, HeaderError> {
-        match self.entries.get(&tag) {
+        match self.find(tag) {
             None => Ok(None),
             Some(e) if types.contains(&e.typ) => Ok(Some(*e)),
             Some(e) => Err(HeaderError::WrongType {
@@ -270,40 +299,58 @@ impl<'a> Header<'a> {
         }
     }
 
+    /// The first `n` NUL-terminated strings of `e`, checked to end before the next value.
+    fn strings_of(&self, e: &Entry, n: u32) -> Result<Vec<&'a [u8]>, HeaderError> {
+        let data: &'a [u8] = self.data;
+        let area = &data[e.start..e.limit];
+        let mut out = Vec::with_capacity(n as usize);
+        let mut pos = 0usize;
+        for _ in 0..n {
+            let nul = memchr::memchr(0, &area[pos..]).ok_or_else(|| HeaderError::Entry {
+                index: e.index,
+                tag: e.tag,
+                reason: format!(
+                    "string {} not NUL-terminated before the next entry's data",
+                    out.len()
+                ),
+            })?;
+            out.push(&area[pos..pos + nul]);
+            pos += nul + 1;
+        }
+        Ok(out)
+    }
+
     /// A STRING, or the first (C locale) text of an I18NSTRING, which is what rpm prints.
     pub fn string(&self, tag: i32) -> Result<Option<String>, HeaderError> {
-        Ok(self
-            .strings_raw(tag, &[T_STRING, T_I18NSTRING], "STRING")?
-            .and_then(|v| v.into_iter().next()))
+        let Some(e) = self.typed(tag, &[T_STRING, T_I18NSTRING], "STRING")? else {
+            return Ok(None);
+        };
+        Ok(self.strings_of(&e, 1)?.first().map(|s| utf8(s)))
     }
 
     pub fn string_array(&self, tag: i32) -> Result<Option<Vec<String>>, HeaderError> {
-        self.strings_raw(tag, &[T_STRING_ARRAY], "STRING_ARRAY")
-    }
-
-    fn strings_raw(
-        &self,
-        tag: i32,
-        types: &[u32],
-        expected: &'static str,
-    ) -> Result<Option<Vec<String>>, HeaderError> {
-        let Some(e) = self.typed(tag, types, expected)? else {
+        let Some(e) = self.typed(tag, &[T_STRING_ARRAY], "STRING_ARRAY")? else {
             return Ok(None);
         };
-        // parse() checked that exactly `count` NUL-terminated strings fill start..end.
-        let bytes = &self.data[e.start..e.end];
-        let out = bytes
-            .split(|&b| b == 0)
-            .take(e.count as usize)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        Ok(Some(out))
+        Ok(Some(
+            self.strings_of(&e, e.count)?
+                .into_iter()
+                .map(utf8)
+                .collect(),
+        ))
+    }
+
+    /// The raw bytes of a fixed-size value (checked to fit its slot when parsed).
+    fn fixed_bytes(&self, e: &Entry) -> &'a [u8] {
+        let data: &'a [u8] = self.data;
+        let size = fixed_size(e.typ).unwrap_or(1);
+        &data[e.start..e.start + e.count as usize * size]
     }
 
     pub fn bin(&self, tag: i32) -> Result<Option<&'a [u8]>, HeaderError> {
         Ok(self
             .typed(tag, &[T_BIN], "BIN")?
-            .map(|e| &self.data[e.start..e.end]))
+            .map(|e| self.fixed_bytes(&e)))
     }
 
     /// Integer values widened to u64; rpm treats INT8..INT32 as unsigned when printing.
@@ -316,7 +363,7 @@ impl<'a> Header<'a> {
         else {
             return Ok(None);
         };
-        let b = &self.data[e.start..e.end];
+        let b = self.fixed_bytes(&e);
         let v = match e.typ {
             T_CHAR | T_INT8 => b.iter().map(|&x| u64::from(x)).collect(),
             T_INT16 => b
@@ -339,13 +386,26 @@ impl<'a> Header<'a> {
         Ok(Some(v))
     }
 
+    /// The first value of an integer tag, without collecting the rest.
     pub fn int(&self, tag: i32) -> Result<Option<u64>, HeaderError> {
-        Ok(self.ints(tag)?.and_then(|v| v.first().copied()))
+        let Some(e) = self.typed(
+            tag,
+            &[T_CHAR, T_INT8, T_INT16, T_INT32, T_INT64],
+            "an integer type",
+        )?
+        else {
+            return Ok(None);
+        };
+        let b = self.fixed_bytes(&e);
+        let mut a = [0u8; 8];
+        let size = fixed_size(e.typ).unwrap_or(1);
+        a[8 - size..].copy_from_slice(&b[..size]);
+        Ok(Some(u64::from_be_bytes(a)))
     }
 
     /// Whether the tag's value is a BIN, which `:pgpsig` requires.
     fn is_bin(&self, tag: i32) -> bool {
-        self.entries.get(&tag).is_some_and(|e| e.typ == T_BIN)
+        self.find(tag).is_some_and(|e| e.typ == T_BIN)
     }
 }
 
@@ -422,7 +482,10 @@ fn files(h: &Header<'_>) -> Result<Vec<FileEntry>, HeaderError> {
                                 dirs.len()
                             ))
                         })?;
-                    Ok(format!("{d}{b}"))
+                    let mut p = String::with_capacity(d.len() + b.len());
+                    p.push_str(d);
+                    p.push_str(b);
+                    Ok(p)
                 })
                 .collect::<Result<_, HeaderError>>()?
         }
@@ -471,8 +534,9 @@ fn files(h: &Header<'_>) -> Result<Vec<FileEntry>, HeaderError> {
         .collect())
 }
 
-/// Reads one installed package from its header blob. `instance` only labels the result.
-pub fn parse_package(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
+/// Reads one installed package from its header blob. `instance` only labels the result; the
+/// file list is decoded only for [`Detail::Files`].
+pub fn parse_package(blob: &[u8], instance: u32, detail: Detail) -> Result<Package, HeaderError> {
     let h = Header::parse(blob)?;
     let required = |t: i32, name: &'static str| -> Result<String, HeaderError> {
         h.string(t)?.ok_or(HeaderError::Missing(t, name))
@@ -498,7 +562,10 @@ pub fn parse_package(blob: &[u8], instance: u32) -> Result<Package, HeaderError>
         vendor: h.string(tag::VENDOR)?,
         summary: h.string(tag::SUMMARY)?,
         digest_algo: DigestAlgo::from_pgp(u32_field(&h, tag::FILEDIGESTALGO)?.unwrap_or(1)),
-        files: files(&h)?,
+        files: match detail {
+            Detail::Files => files(&h)?,
+            Detail::Packages => Vec::new(),
+        },
     })
 }
 
@@ -509,7 +576,7 @@ mod tests {
 
     #[test]
     fn reads_a_minimal_package() {
-        let p = parse_package(&package("foo"), 7).unwrap();
+        let p = parse_package(&package("foo"), 7, Detail::Files).unwrap();
         assert_eq!(p.instance, 7);
         assert_eq!(p.nevra(), "foo-1.0-1.noarch");
         assert_eq!(p.epoch, None, "absent EPOCH is not 0");
@@ -529,7 +596,7 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(parse_package(&b, 1).unwrap().epoch, Some(0));
+        assert_eq!(parse_package(&b, 1, Detail::Files).unwrap().epoch, Some(0));
     }
 
     #[test]
@@ -544,7 +611,7 @@ mod tests {
             ],
             &[bin(tag::SIGMD5, &[0xab; 16]), i32s(tag::SIZE, &[42])],
         );
-        let p = parse_package(&b, 1).unwrap();
+        let p = parse_package(&b, 1, Detail::Files).unwrap();
         assert_eq!(
             p.sigmd5.as_deref(),
             Some("abababababababababababababababab")
@@ -571,7 +638,7 @@ mod tests {
             ],
             &[],
         );
-        let p = parse_package(&b, 1).unwrap();
+        let p = parse_package(&b, 1, Detail::Files).unwrap();
         assert_eq!(p.digest_algo, DigestAlgo::Sha256);
         assert_eq!(
             p.files,
@@ -604,7 +671,7 @@ mod tests {
         let with = |extra: Vec<Ent>| {
             let mut v = base.to_vec();
             v.extend(extra);
-            parse_package(&blob(&v, &[]), 3)
+            parse_package(&blob(&v, &[]), 3, Detail::Files)
         };
         let e = with(vec![
             i32s(tag::DIRINDEXES, &[5]),
@@ -631,7 +698,7 @@ mod tests {
     fn missing_and_mistyped_tags() {
         let b = blob(&[s(tag::VERSION, "1"), s(tag::RELEASE, "1")], &[]);
         assert_eq!(
-            parse_package(&b, 1).unwrap_err(),
+            parse_package(&b, 1, Detail::Files).unwrap_err(),
             HeaderError::Missing(tag::NAME, "NAME")
         );
         let b = blob(
@@ -643,7 +710,7 @@ mod tests {
             &[],
         );
         assert!(matches!(
-            parse_package(&b, 1),
+            parse_package(&b, 1, Detail::Files),
             Err(HeaderError::WrongType { tag: tag::NAME, .. })
         ));
     }
@@ -663,7 +730,9 @@ mod tests {
         let pkg = |extra: Vec<Ent>| {
             let mut v = base.clone();
             v.extend(extra);
-            parse_package(&blob(&v, &[]), 1).unwrap().signature_key
+            parse_package(&blob(&v, &[]), 1, Detail::Files)
+                .unwrap()
+                .signature_key
         };
         assert_eq!(
             pkg(vec![bin(tag::SIGPGP, &v3), bin(tag::RSAHEADER, &other)]).as_deref(),
@@ -694,7 +763,7 @@ mod tests {
         let good = package("foo");
         let il = be32(&good, 0) as usize;
         let ds = 8 + 16 * il;
-        let err = |b: &[u8]| parse_package(b, 1).unwrap_err();
+        let err = |b: &[u8]| parse_package(b, 1, Detail::Files).unwrap_err();
 
         assert_eq!(err(&[0; 4]), HeaderError::TooShort { len: 4 });
         let mut b = good.clone();
@@ -782,22 +851,25 @@ mod tests {
             ],
             &[bin(tag::SIGPGP, &v3), i32s(tag::EPOCH, &[2])],
         );
-        assert!(parse_package(&full, 1).is_ok());
+        assert!(parse_package(&full, 1, Detail::Files).is_ok());
         for n in 0..full.len() {
-            assert!(parse_package(&full[..n], 1).is_err(), "truncated to {n}");
+            assert!(
+                parse_package(&full[..n], 1, Detail::Files).is_err(),
+                "truncated to {n}"
+            );
         }
         for i in 0..full.len() {
             for v in [0x00, 0x7f, 0x80, 0xff] {
                 let mut b = full.clone();
                 b[i] = v;
-                let _ = parse_package(&b, 1);
+                let _ = parse_package(&b, 1, Detail::Files);
             }
         }
         for seed in 0..200 {
             let mut b = noise(seed, 8 + 16 * 4 + 64);
             b[0..4].copy_from_slice(&4u32.to_be_bytes());
             b[4..8].copy_from_slice(&64u32.to_be_bytes());
-            let _ = parse_package(&b, 1);
+            let _ = parse_package(&b, 1, Detail::Files);
         }
     }
 }

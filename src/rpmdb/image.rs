@@ -259,7 +259,7 @@ impl ImageSource {
             if per_layer {
                 return Err(self.no_layers());
             }
-            let packages = super::open(path)?;
+            let packages = super::open(path, super::Detail::Packages)?;
             return Ok(Report::new(self.info(), &packages, None));
         }
         let a = self.analyze(AnalyzeOptions {

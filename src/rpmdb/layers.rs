@@ -30,7 +30,7 @@ use super::overlay::{Blob, DB_NAMES, Node, Overlay, is_relevant};
 use super::report::{Drift, DriftChange, LayerReport, PackageChanges, PackageRef, VersionChange};
 use super::types::{DigestAlgo, Package};
 use super::vercmp::package_evr_cmp;
-use super::{locate, read_located};
+use super::{Detail, locate, read_located};
 
 /// Largest rpmdb file accepted from a layer. Fedora's and RHEL's full-system databases are
 /// 100–300 MB; anything near this is broken or hostile.
@@ -919,8 +919,14 @@ impl Analyzer {
                 .materialize(&root)
                 .map_err(|source| LayerError::Read { layer, source })?;
             let rpmdb_err = |source| LayerError::Rpmdb { layer, source };
+            // File lists only matter for drift, which only the per-layer analysis reports.
+            let detail = if self.opts.per_layer {
+                Detail::Files
+            } else {
+                Detail::Packages
+            };
             match locate(&root).map_err(rpmdb_err)? {
-                Some(db) => read_located(&db).map_err(rpmdb_err),
+                Some(db) => read_located(&db, detail).map_err(rpmdb_err),
                 None => Ok(Vec::new()),
             }
         })();

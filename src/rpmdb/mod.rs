@@ -37,7 +37,7 @@ use std::path::Path;
 
 pub use error::{HeaderError, PgpError, RpmdbError};
 pub use locate::{LOCATIONS, Located, detect_format, locate, resolve_in_root};
-pub use types::{Component, DbFormat, DigestAlgo, FileEntry, Package, components};
+pub use types::{Component, DbFormat, Detail, DigestAlgo, FileEntry, Package, components};
 
 /// Positioned reads, so the page-based backends can read a large file page by page and tests can
 /// hand them bytes.
@@ -87,11 +87,13 @@ fn open_source(path: &Path) -> Result<FileSource, RpmdbError> {
 
 /// Reads a database [`locate`] found. Packages come sorted by instance number, which for every
 /// backend is the order they were first installed in.
-pub fn read_located(db: &Located) -> Result<Vec<Package>, RpmdbError> {
+pub fn read_located(db: &Located, detail: Detail) -> Result<Vec<Package>, RpmdbError> {
     let mut packages = match db.format {
-        DbFormat::Sqlite => sqlite::read(&db.file, db.wal.as_deref())?,
-        DbFormat::BerkeleyDb { swapped } => bdb::read(&open_source(&db.file)?, &db.file, swapped)?,
-        DbFormat::Ndb => ndb::read(&open_source(&db.file)?, &db.file)?,
+        DbFormat::Sqlite => sqlite::read(&db.file, db.wal.as_deref(), detail)?,
+        DbFormat::BerkeleyDb { swapped } => {
+            bdb::read(&open_source(&db.file)?, &db.file, swapped, detail)?
+        }
+        DbFormat::Ndb => ndb::read(&open_source(&db.file)?, &db.file, detail)?,
     };
     packages.sort_by_key(|p| p.instance);
     tracing::debug!(file = %db.file.display(), format = ?db.format, count = packages.len(), "read rpmdb");
@@ -100,9 +102,9 @@ pub fn read_located(db: &Located) -> Result<Vec<Package>, RpmdbError> {
 
 /// Reads the database in `dbdir` (a directory holding `rpmdb.sqlite`, `Packages.db` or
 /// `Packages`). Symlinks in it are resolved as if `dbdir` were `/`, so they cannot lead out of it.
-pub fn read_dir(dbdir: &Path) -> Result<Vec<Package>, RpmdbError> {
+pub fn read_dir(dbdir: &Path, detail: Detail) -> Result<Vec<Package>, RpmdbError> {
     match locate::locate_in(dbdir, Path::new(""))? {
-        Some(db) => read_located(&db),
+        Some(db) => read_located(&db, detail),
         None => Err(RpmdbError::NotFound {
             root: dbdir.to_path_buf(),
         }),
@@ -112,14 +114,14 @@ pub fn read_dir(dbdir: &Path) -> Result<Vec<Package>, RpmdbError> {
 /// Reads the packages of an image root (looking in [`LOCATIONS`]) or, when `path` itself holds
 /// a database file, of that database directory. [`RpmdbError::NotFound`] when there is none,
 /// which for a `FROM scratch` image means an empty component list.
-pub fn open(path: &Path) -> Result<Vec<Package>, RpmdbError> {
+pub fn open(path: &Path, detail: Detail) -> Result<Vec<Package>, RpmdbError> {
     if let Some(db) = locate::locate_in(path, Path::new(""))? {
-        return read_located(&db);
+        return read_located(&db, detail);
     }
     match locate(path)? {
         Some(db) => {
             tracing::info!(file = %db.file.display(), "found rpmdb");
-            read_located(&db)
+            read_located(&db, detail)
         }
         None => Err(RpmdbError::NotFound {
             root: path.to_path_buf(),

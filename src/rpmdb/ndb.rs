@@ -12,7 +12,7 @@ use std::path::Path;
 use super::ReadAt;
 use super::error::RpmdbError;
 use super::header::{self, MAX_BLOB};
-use super::types::Package;
+use super::types::{Detail, Package};
 
 const PAGE: u64 = 4096;
 const SLOT: u64 = 16;
@@ -131,13 +131,15 @@ fn read_blob(src: &dyn ReadAt, pkgidx: u32, blkoff: u64, blkcnt: u64) -> Result<
     Ok(buf)
 }
 
-pub fn read(src: &dyn ReadAt, path: &Path) -> Result<Vec<Package>, RpmdbError> {
+pub fn read(src: &dyn ReadAt, path: &Path, detail: Detail) -> Result<Vec<Package>, RpmdbError> {
     let mut out = Vec::new();
     walk(src, path, &mut |instance, blob| {
-        let pkg = header::parse_package(&blob, instance).map_err(|source| RpmdbError::Package {
-            path: path.to_path_buf(),
-            instance,
-            source,
+        let pkg = header::parse_package(&blob, instance, detail).map_err(|source| {
+            RpmdbError::Package {
+                path: path.to_path_buf(),
+                instance,
+                source,
+            }
         })?;
         out.push(pkg);
         Ok(())
@@ -151,7 +153,7 @@ mod tests {
     use crate::rpmdb::testutil::*;
 
     fn read_bytes(b: &[u8]) -> Result<Vec<Package>, RpmdbError> {
-        read(&b, Path::new("Packages.db"))
+        read(&b, Path::new("Packages.db"), Detail::Files)
     }
 
     fn reason(r: Result<Vec<Package>, RpmdbError>) -> String {

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::error::RpmdbError;
 use super::header;
-use super::types::Package;
+use super::types::{Detail, Package};
 
 /// Characters kept as they are in a `file:` URI path; everything else is percent-encoded so that
 /// `?`, `#` and `%` in a path cannot be read as URI syntax.
@@ -90,7 +90,7 @@ fn copy_private(from: &Path, to: &Path) -> Result<(), RpmdbError> {
 }
 
 /// Reads every package of the sqlite database `db`; `wal` is its `-wal` file, if there is one.
-pub fn read(db: &Path, wal: Option<&Path>) -> Result<Vec<Package>, RpmdbError> {
+pub fn read(db: &Path, wal: Option<&Path>, detail: Detail) -> Result<Vec<Package>, RpmdbError> {
     let wal_len = match wal {
         Some(w) => fs::metadata(w)
             .map_err(|e| RpmdbError::Io {
@@ -115,7 +115,7 @@ pub fn read(db: &Path, wal: Option<&Path>) -> Result<Vec<Package>, RpmdbError> {
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(sqlite_err(db))?;
-            let packages = query(&conn, db);
+            let packages = query(&conn, db, detail);
             drop(conn);
             drop(tmp);
             packages
@@ -136,12 +136,15 @@ pub fn read(db: &Path, wal: Option<&Path>) -> Result<Vec<Package>, RpmdbError> {
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(sqlite_err(db))?;
-            query(&conn, db)
+            // Header blobs span overflow pages; mapping the file saves a read() per page.
+            conn.pragma_update(None, "mmap_size", 256i64 << 20)
+                .map_err(sqlite_err(db))?;
+            query(&conn, db, detail)
         }
     }
 }
 
-fn query(conn: &Connection, path: &Path) -> Result<Vec<Package>, RpmdbError> {
+fn query(conn: &Connection, path: &Path, detail: Detail) -> Result<Vec<Package>, RpmdbError> {
     let mut stmt = conn
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
         .map_err(sqlite_err(path))?;
@@ -165,10 +168,12 @@ fn query(conn: &Connection, path: &Path) -> Result<Vec<Package>, RpmdbError> {
                 });
             }
         };
-        let pkg = header::parse_package(blob, instance).map_err(|source| RpmdbError::Package {
-            path: path.to_path_buf(),
-            instance,
-            source,
+        let pkg = header::parse_package(blob, instance, detail).map_err(|source| {
+            RpmdbError::Package {
+                path: path.to_path_buf(),
+                instance,
+                source,
+            }
         })?;
         out.push(pkg);
     }
