@@ -2,7 +2,8 @@
 # Installs the system packages the build and its tests need: those to pip-install the stock koji
 # CLI (its gssapi dependency is built from source and needs krb5-config and Python headers), and
 # the container tools (buildah, skopeo, Debian's docker-registry, busybox-static for the fixture
-# base image, rpm). Debian/Ubuntu only; no-op when everything is present.
+# base image, rpm), and chromium with chromium-driver for the headless-browser test of the web
+# pages. Debian/Ubuntu only; no-op when everything is present.
 set -euo pipefail
 
 need=0
@@ -24,9 +25,11 @@ fi
 # Container tools: package name, then a binary that shows it is installed some other way
 # (none for busybox-static: the base image needs the static build, not Debian's dynamic busybox).
 # gpg and gpg-agent: rpmsign (package rpm) signs with them in the rpmdb tests.
+# chromium and chromium-driver: tests/web_browser.rs drives the pages over WebDriver.
 for pair in buildah:/usr/bin/buildah skopeo:/usr/bin/skopeo \
     docker-registry:/usr/bin/docker-registry busybox-static: rpm:/usr/bin/rpm \
-    gpg:/usr/bin/gpg gpg-agent:/usr/bin/gpg-agent; do
+    gpg:/usr/bin/gpg gpg-agent:/usr/bin/gpg-agent \
+    chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver; do
     pkg=${pair%%:*}
     file=${pair#*:}
     if ! dpkg -s "$pkg" >/dev/null 2>&1 && { [ -z "$file" ] || [ ! -x "$file" ]; }; then

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fixtures;
 
 use std::collections::hash_map::RandomState;
