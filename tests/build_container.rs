@@ -5,7 +5,10 @@
 //! Covered: a normal build (task tree, tags, labels seen by `skopeo inspect`, digest recorded,
 //! image archive, `koji watch-logs` during the build), the release bump, isolated and scratch tag
 //! sets, container.yaml tags, yum repo injection, every validation answered with its fault, a
-//! failing RUN, cancel during RUN, and the 2-arch fan-out on two builder hosts.
+//! failing RUN, cancel during RUN, and the 2-arch fan-out on two builder hosts. Imported builds
+//! are checked through the koji CLI: each image archive's `extra.docker` (config digest, config,
+//! layer sizes as atomic-reactor computes them, the base image's config digest per arch, none
+//! for `FROM scratch`) and the buildroot's host RPMs.
 
 mod common;
 
@@ -212,6 +215,83 @@ fn tag_of(spec: &str) -> &str {
     spec.rsplit_once(':').expect("tag").1
 }
 
+/// The image archives of an imported build, as `koji call --json-output listArchives` gives them.
+fn image_archives(s: &Setup, nvr: &str) -> Vec<serde_json::Value> {
+    let build: serde_json::Value =
+        serde_json::from_str(&s.hub.koji_ok(&["call", "--json-output", "getBuild", nvr]))
+            .expect("getBuild JSON");
+    let id = build["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no build {nvr}"));
+    let archives: serde_json::Value = serde_json::from_str(&s.hub.koji_ok(&[
+        "call",
+        "--json-output",
+        "listArchives",
+        &format!("buildID={id}"),
+    ]))
+    .expect("listArchives JSON");
+    archives
+        .as_array()
+        .expect("archive list")
+        .iter()
+        .filter(|a| {
+            a["filename"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(".tar.gz"))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The config digest of the image `spec` names (for a manifest list: its `oci_arch` image).
+fn config_digest(s: &Setup, spec: &str, oci_arch: &str) -> String {
+    let raw = s.skopeo_raw(spec);
+    if let Some(list) = raw["manifests"].as_array() {
+        let m = list
+            .iter()
+            .find(|m| m["platform"]["architecture"] == oci_arch)
+            .unwrap_or_else(|| panic!("no {oci_arch} image in {raw}"));
+        let repo = spec.rsplit_once(':').expect("tag").0;
+        let digest = m["digest"].as_str().expect("digest");
+        return config_digest(s, &format!("{repo}@{digest}"), oci_arch);
+    }
+    raw["config"]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no config digest: {raw}"))
+        .to_owned()
+}
+
+/// atomic-reactor's `get_uncompressed_image_layer_sizes`, run on an image archive.
+fn atomic_reactor_layer_sizes(archive: &Path) -> serde_json::Value {
+    let out = run_ok(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                r#"
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as tar:
+    manifest = json.load(tar.extractfile('manifest.json'))
+    layers = manifest[0]['Layers']
+    config = json.load(tar.extractfile(manifest[0]['Config']))
+    print(json.dumps([{"diff_id": d, "size": tar.getmember(l).size}
+                      for d, l in zip(config['rootfs']['diff_ids'], layers)]))
+"#,
+            )
+            .arg(archive),
+    );
+    serde_json::from_str(&out).expect("layer sizes JSON")
+}
+
+/// True when this machine has an rpmdb where the builder looks for the build host's RPMs (a
+/// Debian host has none).
+fn host_has_rpmdb() -> bool {
+    ["var/lib/rpm", "usr/lib/sysimage/rpm"].iter().any(|d| {
+        ["rpmdb.sqlite", "Packages.db", "Packages"]
+            .iter()
+            .any(|f| Path::new("/").join(d).join(f).is_file())
+    })
+}
+
 #[test]
 fn normal_isolated_and_scratch_builds() {
     let Some(s) = setup("x86_64", &[("b1", &["x86_64"])], &[]) else {
@@ -384,6 +464,71 @@ print('TAGGED', [t['name'] for t in s.listTags(build=b['id'])])
     assert_contains(&rpms, "RPM cb-extra 1.0 1 noarch", "listRPMs(imageID=)");
     assert_contains(&rpms, "TAGGED ['f40']", "tagged into the destination tag");
 
+    // Its archive's extra.docker, as atomic-reactor fills it: the registry's config digest and
+    // config (without container_config), the uncompressed layer sizes of the docker-archive in
+    // config diff_id order, and the base image's config digest.
+    let archives = image_archives(&s, "plain-container-1.0-1");
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    let docker = &archives[0]["extra"]["docker"];
+    let registry_config: serde_json::Value = serde_json::from_str(&run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--config", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{primary}")),
+    ))
+    .expect("config JSON");
+    let config_id = config_digest(&s, primary, "amd64");
+    assert_eq!(docker["id"].as_str(), Some(config_id.as_str()), "{docker}");
+    assert_eq!(
+        archive_name,
+        format!(
+            "docker-image-{}.x86_64.tar.gz",
+            config_id.trim_start_matches("sha256:")
+        )
+    );
+    let mut expected_config = registry_config.clone();
+    expected_config
+        .as_object_mut()
+        .expect("config object")
+        .remove("container_config");
+    assert!(registry_config.get("container_config").is_some());
+    assert_eq!(
+        docker["config"], expected_config,
+        "config without container_config"
+    );
+    let layer_sizes = docker["layer_sizes"].as_array().expect("layer_sizes");
+    assert!(!layer_sizes.is_empty(), "{docker}");
+    let diff_ids: Vec<&serde_json::Value> = layer_sizes.iter().map(|l| &l["diff_id"]).collect();
+    let config_diff_ids: Vec<&serde_json::Value> = registry_config["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("diff_ids")
+        .iter()
+        .collect();
+    assert_eq!(diff_ids, config_diff_ids, "layer_sizes in diff_id order");
+    assert!(
+        layer_sizes.iter().all(|l| l["size"].as_u64() > Some(0)),
+        "{docker}"
+    );
+    assert_eq!(docker["layer_sizes"], atomic_reactor_layer_sizes(&file));
+    assert_eq!(
+        docker["parent_id"].as_str(),
+        Some(config_digest(&s, &s.fixtures.base_ref(), "amd64").as_str()),
+        "parent_id is the base image's config digest"
+    );
+    // The buildroot lists the build host's RPMs: none on a host without an rpmdb (Debian).
+    let metadata: serde_json::Value =
+        serde_json::from_str(&s.output_text(id, "metadata.json")).expect("metadata.json");
+    let host_rpms = metadata["buildroots"][0]["components"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no buildroot components: {metadata}"));
+    if host_has_rpmdb() {
+        assert!(
+            !host_rpms.is_empty() && host_rpms.iter().all(|c| c["type"] == "rpm"),
+            "{host_rpms:?}"
+        );
+    } else {
+        assert!(host_rpms.is_empty(), "{host_rpms:?}");
+    }
+
     // Isolated: primary and unique only.
     let id3 = s.submit(
         "plain",
@@ -432,6 +577,34 @@ print('TAGGED', [t['name'] for t in s.listTags(build=b['id'])])
     for r in &repos5 {
         assert!(s.skopeo_inspect(r)["Digest"].is_string(), "{r} pullable");
     }
+
+    // FROM scratch: imported without parent_id, with its one layer's size.
+    s.hub
+        .koji_ok(&["add-pkg", "--owner", ADMIN, "f40", "scratchy-container"]);
+    let src = extra_repo_files(
+        &s,
+        "scratchy",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nLABEL com.redhat.component=scratchy-container name=scratchy version=1\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", "hello from scratch\n"),
+        ],
+    );
+    let id7 = s.submit_src(&src, "{'git_branch': 'main'}");
+    assert_eq!(s.wait_end(id7), CLOSED, "{}", s.outcome(id7));
+    let archives = image_archives(&s, "scratchy-container-1-1");
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    let docker = &archives[0]["extra"]["docker"];
+    assert!(docker.get("parent_id").is_none(), "{docker}");
+    let layer_sizes = docker["layer_sizes"].as_array().expect("layer_sizes");
+    assert_eq!(layer_sizes.len(), 1, "{docker}");
+    assert_eq!(
+        layer_sizes[0]["diff_id"], docker["config"]["rootfs"]["diff_ids"][0],
+        "{docker}"
+    );
+    assert!(docker["config"].get("container_config").is_none());
 }
 
 fn walk_find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
@@ -790,14 +963,17 @@ fn failing_run_and_cancel_during_run() {
             .then_some(())
     });
     // buildah of this builder (its storage is `<buildah-root>/storage`) and the RUN's shell,
-    // with everything below them (the `sleep`).
+    // with everything below them (the `sleep`). The log's `STEP 3/4: RUN echo "sleeping ..."`
+    // line comes before the shell runs, so the sleep is waited for.
     let storage = format!("{}/storage", s._tmp.path().join("buildah-b1").display());
-    let mut running = trees_mentioning(&storage);
-    running.extend(trees_mentioning("sleeping for 300 seconds"));
-    assert!(
-        running.iter().any(|(_, c)| c.starts_with("sleep 300")),
-        "the RUN's sleep should be running: {running:?}"
-    );
+    let running = wait_for(Duration::from_secs(60), "the RUN's sleep to run", || {
+        let mut running = trees_mentioning(&storage);
+        running.extend(trees_mentioning("sleeping for 300 seconds"));
+        running
+            .iter()
+            .any(|(_, c)| c.starts_with("sleep 300"))
+            .then_some(running)
+    });
     s.hub.koji_ok(&["cancel", &id.to_string()]);
     assert_eq!(task_state(&s.hub, id).0, CANCELED);
     let kids = s.children(id);
@@ -892,6 +1068,25 @@ fn yum_repourls_are_mounted_for_run() {
     let info = s.hub.koji_ok(&["buildinfo", "yumrepo-container-1-1"]);
     assert_contains(&info, "State: COMPLETE", "buildinfo");
     assert_contains(&info, ".x86_64.tar.gz", "placeholder image archive");
+    // The placeholder's extra.docker still describes the image (read from a plain tar).
+    let archives = image_archives(&s, "yumrepo-container-1-1");
+    let docker = &archives[0]["extra"]["docker"];
+    assert_eq!(
+        docker["parent_id"].as_str(),
+        Some(config_digest(&s, &s.fixtures.base_ref(), "amd64").as_str()),
+        "{docker}"
+    );
+    assert_eq!(
+        docker["layer_sizes"].as_array().map(Vec::len),
+        docker["config"]["rootfs"]["diff_ids"]
+            .as_array()
+            .map(Vec::len),
+        "{docker}"
+    );
+    assert!(
+        docker["layer_sizes"][0]["size"].as_u64() > Some(0),
+        "{docker}"
+    );
     let log = s.output_text(id, "x86_64.log");
     assert_contains(
         &log,
@@ -1030,6 +1225,35 @@ fn two_arches_fan_out_to_two_hosts() {
     }
     let log = s.output_text(id, "aarch64.log");
     assert_contains(&log, "built for this platform", "aarch64.log in the parent");
+    // Each arch's archive names its own base image as parent, and its own layers.
+    let archives = image_archives(&s, "multi-container-1-1");
+    assert_eq!(archives.len(), 2, "{archives:?}");
+    for a in &archives {
+        let docker = &a["extra"]["docker"];
+        let oci_arch = match a["extra"]["image"]["arch"].as_str() {
+            Some("x86_64") => "amd64",
+            Some("aarch64") => "arm64",
+            other => panic!("arch {other:?}: {a}"),
+        };
+        assert_eq!(
+            docker["parent_id"].as_str(),
+            Some(config_digest(&s, &base, oci_arch).as_str()),
+            "{oci_arch} parent"
+        );
+        assert_eq!(docker["config"]["architecture"], oci_arch, "{docker}");
+        let diff_ids: Vec<&serde_json::Value> = docker["layer_sizes"]
+            .as_array()
+            .expect("layer_sizes")
+            .iter()
+            .map(|l| &l["diff_id"])
+            .collect();
+        let config_ids: Vec<&serde_json::Value> = docker["config"]["rootfs"]["diff_ids"]
+            .as_array()
+            .expect("diff_ids")
+            .iter()
+            .collect();
+        assert_eq!(diff_ids, config_ids, "{docker}");
+    }
 
     // One arch fails (the base has no arm64 image): the parent fails with that fault and the
     // x86_64 child, still sleeping, is canceled.

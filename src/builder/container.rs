@@ -12,7 +12,9 @@
 //! of the parent's commit -> Dockerfile edits (parent image, release ENV, OSBS labels as one
 //! `LABEL` line) -> yum repo files fetched and bind-mounted for RUN -> `buildah bud --platform`
 //! streamed into `<arch>.log` -> push `<unique>-<arch>` -> `docker-image-<config>.<arch>.tar.gz`
-//! (when archives are on) uploaded as task output -> a struct describing the image.
+//! (when archives are on) uploaded as task output -> RPM manifest, and from the archive the
+//! config and layer sizes -> a struct describing the image, with what the parent's CG metadata
+//! needs (config, layer sizes, the base image's config digest, the build host's RPMs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use super::logs::TaskLog;
 use crate::build::archive;
 use crate::build::container_yaml::{self, BuildTag, ContainerYaml};
 use crate::build::dockerfile::{self, AutoLabels, Dockerfile};
-use crate::build::engine::{BudRequest, Buildah, BuildahConfig, PushOptions};
+use crate::build::engine::{BudRequest, Buildah, BuildahConfig, ImageInfo, PushOptions};
 use crate::build::opts::{BuildKind, BuildOpts, build_error, container_error};
 use crate::build::registry::{self, Digest, ManifestEntry, Registry};
 use crate::build::source::{AllowedScms, Git, ScmUrl};
@@ -760,7 +762,8 @@ async fn import_build(
     osbs: &TaskLog,
 ) -> Result<i64, Fault> {
     use crate::cg::{
-        BuildInfo, Buildroot, DockerExtra, ImageExtra, ImageIndex, ImageOutput, LogOutput, Metadata,
+        BuildInfo, Buildroot, DockerExtra, ImageExtra, ImageIndex, ImageOutput, LayerSize,
+        LogOutput, Metadata,
     };
     let session = ctx.session();
     let info = session
@@ -807,6 +810,7 @@ async fn import_build(
             .trim_start_matches("tasks/")
             .to_owned();
         let br = format!("{arch}-{child_id}");
+        let json_of = |k: &str| s.get(k).map(crate::xmlrpc::value::value_to_json);
         buildroots.push(Buildroot {
             id: br.clone(),
             arch: arch.clone(),
@@ -814,7 +818,9 @@ async fn import_build(
                 "containerbuild".to_owned(),
                 env!("CARGO_PKG_VERSION").to_owned(),
             )],
-            components: Vec::new(),
+            components: json_of("host_components")
+                .and_then(|j| j.as_array().cloned())
+                .unwrap_or_default(),
         });
         let media_type = text("media_type");
         let digest = text("digest");
@@ -822,10 +828,12 @@ async fn import_build(
             media_types.push(media_type.clone());
         }
         let repo = text("repository");
-        let components = s
-            .get("components")
-            .map(crate::xmlrpc::value::value_to_json)
+        let components = json_of("components")
             .and_then(|j| j.as_array().cloned())
+            .unwrap_or_default();
+        // A child that predates these members (a builder not yet upgraded) leaves them unset.
+        let layer_sizes = json_of("layer_sizes")
+            .and_then(|j| serde_json::from_value::<Vec<LayerSize>>(j).ok())
             .unwrap_or_default();
         images.push(ImageOutput {
             buildroot_id: br.clone(),
@@ -849,14 +857,17 @@ async fn import_build(
             components,
             docker: DockerExtra {
                 id: text("image_id"),
-                parent_id: None,
+                parent_id: s
+                    .get("parent_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 repositories: vec![
                     format!("{repo}:{}", text("tag")),
                     format!("{repo}@{digest}"),
                 ],
-                layer_sizes: Vec::new(),
+                layer_sizes,
                 tags: vec![text("tag")],
-                config: None,
+                config: json_of("config").filter(serde_json::Value::is_object),
                 digests: [(media_type, digest)].into_iter().collect(),
             },
             rpm_report: s
@@ -1146,6 +1157,9 @@ async fn create(
         started.elapsed().as_secs_f64()
     ))
     .map_err(&io)?;
+    // The base image as this build's storage holds it, looked at right after the build (before
+    // another build on this host could pull a newer one under the same name).
+    let base = base_image_info(ctx, &buildah, &text, &log).await?;
     let remaining = Duration::from_secs(b.buildtime_limit)
         .saturating_sub(started.elapsed())
         .max(Duration::from_secs(1));
@@ -1186,19 +1200,29 @@ async fn create(
     let client = reg
         .client()
         .map_err(|e| container_error(format!("Image build failed. {e}")))?;
-    let info = client
-        .manifest_head(&b.repository, &arch_tag)
+    let (pushed_manifest, info) = client
+        .get_manifest(&b.repository, &arch_tag)
         .await
-        .map_err(|e| container_error(format!("Image build failed. {e}")))?
-        .ok_or_else(|| {
+        .map_err(|e| {
             container_error(format!(
-                "Image build failed. {dest_ref} is not in the registry after the push"
+                "Image build failed. cannot read {dest_ref} back from the registry: {e}"
             ))
         })?;
     if info.digest != digest {
         return Err(container_error(format!(
             "Image build failed. the registry has {} for {dest_ref}, buildah pushed {digest}",
             info.digest
+        )));
+    }
+    // `extra.docker.id` is the pushed config's digest (atomic-reactor reads it from the
+    // registry); the archive is named after the local image id, so both must be the same.
+    let pushed_config = serde_json::from_slice::<serde_json::Value>(&pushed_manifest)
+        .ok()
+        .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_owned));
+    if pushed_config.as_deref() != Some(image_id.as_str()) {
+        return Err(container_error(format!(
+            "Image build failed. {dest_ref} has config {}, buildah built {image_id}",
+            pushed_config.as_deref().unwrap_or("(none)")
         )));
     }
 
@@ -1246,13 +1270,40 @@ async fn create(
     };
     let _ = buildah.rmi(&local).await;
 
-    // RPMs: the final list (atomic-reactor's components) and what each layer did.
-    let manifest = rpm_manifest(ctx, &image_file, arch, &log).await;
+    // RPMs: the final list (atomic-reactor's components) and what each layer did; at the same
+    // time, on other cores, the config and layer sizes from the archive and the build host's
+    // RPMs, all for the parent's CG metadata.
+    let read_archive = {
+        let path = image_file.clone();
+        tokio::task::spawn_blocking(move || read_image_archive(&path))
+    };
+    let (manifest, archived, host) = tokio::join!(
+        rpm_manifest(ctx, &image_file, arch, &log),
+        read_archive,
+        host_components_of(ctx, Path::new("/"), &log),
+    );
     let _ = std::fs::remove_file(&image_file);
     let manifest = manifest?;
     for (k, v) in manifest {
         result.insert(k, v);
     }
+    let archived = archived
+        .map_err(|e| unknown(format!("reading the image archive crashed: {e}")))?
+        .map_err(|e| {
+            container_error(format!(
+                "Image build failed. cannot read the image archive: {e}"
+            ))
+        })?;
+    let config_digest = Digest::sha256_of(&archived.config);
+    if config_digest != image_id {
+        return Err(container_error(format!(
+            "Image build failed. the image archive holds config {config_digest}, buildah built {image_id}"
+        )));
+    }
+    for (k, v) in docker_members(ctx.task_id(), &archived, base.as_ref(), &log)? {
+        result.insert(k, v);
+    }
+    result.insert("host_components", host);
     Ok(Value::from(result))
 }
 
@@ -1389,6 +1440,272 @@ fn short_command(created_by: &str) -> &str {
     match c.char_indices().nth(60) {
         Some((i, _)) => &c[..i],
         None => c,
+    }
+}
+
+/// The final stage's base image as the build used it, for `extra.docker.parent_id`.
+struct BaseImage {
+    /// The reference the built Dockerfile names (the `koji_parent_build` pull spec when set).
+    reference: String,
+    info: ImageInfo,
+}
+
+/// Inspects the final stage's base image (following `FROM <earlier stage>`) in the builder's
+/// storage, where the build just pulled or found it. `None` for `FROM scratch`, and when buildah
+/// cannot inspect it: the image is built, only `parent_id` will be missing, so that is logged
+/// rather than failing the build. The storage, not the registry, because with `--pull=missing`
+/// it holds what the image was really built on, which the registry's tag may no longer name.
+async fn base_image_info(
+    ctx: &TaskContext,
+    buildah: &Buildah,
+    dockerfile_text: &str,
+    log: &TaskLog,
+) -> Result<Option<BaseImage>, Fault> {
+    let reference = Dockerfile::parse(dockerfile_text)?.base_image()?;
+    if reference.eq_ignore_ascii_case("scratch") {
+        return Ok(None);
+    }
+    match buildah.inspect(&reference).await {
+        Ok(info) => Ok(Some(BaseImage { reference, info })),
+        Err(e) => {
+            tracing::warn!(task_id = ctx.task_id(), base = %reference, error = %e, "cannot inspect the base image");
+            log.line(&format!(
+                "cannot inspect the base image {reference}, so parent_id stays unset: {}",
+                e.reason()
+            ))
+            .map_err(log_io("the arch log"))?;
+            Ok(None)
+        }
+    }
+}
+
+/// The result members the parent turns into the output's `extra.docker.config`,
+/// `layer_sizes` and `parent_id`. `parent_id` (the base's config digest) is only given when the
+/// base image's layers are this image's first layers: a name another build on this host re-pointed
+/// (say, to another arch's image) between our build and the inspect then leaves `parent_id` out,
+/// with a log line, instead of naming an image this one was not built on.
+fn docker_members(
+    task_id: i64,
+    archived: &ArchivedImage,
+    base: Option<&BaseImage>,
+    log: &TaskLog,
+) -> Result<Vec<(String, Value)>, Fault> {
+    let layer_sizes = serde_json::to_value(&archived.layer_sizes)
+        .map_err(|e| unknown(format!("cannot encode the layer sizes: {e}")))?;
+    let mut out = vec![
+        (
+            "config".to_owned(),
+            crate::xmlrpc::value::json_to_value(&archived.config_json),
+        ),
+        (
+            "layer_sizes".to_owned(),
+            crate::xmlrpc::value::json_to_value(&layer_sizes),
+        ),
+    ];
+    let Some(b) = base else {
+        return Ok(out);
+    };
+    let built: Vec<&str> = archived
+        .layer_sizes
+        .iter()
+        .map(|l| l.diff_id.as_str())
+        .collect();
+    let inherited: Vec<&str> = b.info.diff_ids.iter().map(Digest::as_str).collect();
+    let line = if built.starts_with(&inherited) {
+        out.push((
+            "parent_id".to_owned(),
+            Value::str(b.info.config_digest.as_str()),
+        ));
+        format!("base image {}: {}", b.reference, b.info.config_digest)
+    } else {
+        tracing::warn!(
+            task_id,
+            base = %b.reference,
+            config = %b.info.config_digest,
+            "the base image in storage is not the one this image was built on"
+        );
+        format!(
+            "base image {} in storage is now {} ({}), whose layers are not this image's first layers, so parent_id stays unset",
+            b.reference, b.info.config_digest, b.info.architecture
+        )
+    };
+    log.line(&line).map_err(log_io("the arch log"))?;
+    Ok(out)
+}
+
+/// Largest `manifest.json` or image config read from an image archive.
+const MAX_ARCHIVE_JSON: u64 = 16 << 20;
+
+/// The image as its docker-archive holds it.
+#[derive(Debug, Clone, PartialEq)]
+struct ArchivedImage {
+    /// The config blob, byte for byte (its sha256 is the image id).
+    config: Vec<u8>,
+    config_json: serde_json::Value,
+    /// Oldest layer first: the config's diff_id and the size of the layer's tar member.
+    layer_sizes: Vec<crate::cg::LayerSize>,
+}
+
+/// Why an image archive could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ArchiveReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads a docker-archive (plain, or compressed like the `.tar.gz` task output) as
+/// atomic-reactor's `get_uncompressed_image_layer_sizes` does: `manifest.json` names exactly one
+/// image, its config and its layer members; a layer's size is its member's size, i.e. the
+/// uncompressed layer tar, paired in order with the config's `rootfs.diff_ids`. A plain tar is
+/// read by seeking over the layer data, a compressed one streamed once. Blocking.
+fn read_image_archive(path: &Path) -> Result<ArchivedImage, ArchiveReadError> {
+    use crate::rpmdb::compress::{self, Compression};
+    use std::io::Read as _;
+    let mut head = [0u8; 8];
+    let n = std::fs::File::open(path)?.read(&mut head)?;
+    let mut members = ArchiveMembers::default();
+    if compress::detect(&head[..n])? == Compression::None {
+        let file = std::io::BufReader::new(std::fs::File::open(path)?);
+        members.add(tar::Archive::new(file).entries_with_seek()?)?;
+    } else {
+        let (_, stream) = compress::decompress(Box::new(std::fs::File::open(path)?))?;
+        members.add(tar::Archive::new(stream).entries()?)?;
+    }
+    members.image()
+}
+
+/// Regular members of a docker-archive: every size, and the content of the JSON ones.
+#[derive(Default)]
+struct ArchiveMembers {
+    sizes: std::collections::HashMap<String, u64>,
+    json: std::collections::HashMap<String, Vec<u8>>,
+}
+
+/// A member name as `manifest.json` writes it (no leading `./`).
+fn member_name(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw);
+    s.trim_start_matches("./").to_owned()
+}
+
+impl ArchiveMembers {
+    fn add<'a, R: std::io::Read + 'a>(
+        &mut self,
+        entries: tar::Entries<'a, R>,
+    ) -> std::io::Result<()> {
+        use std::io::Read as _;
+        for e in entries {
+            let mut e = e?;
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let name = member_name(&e.path_bytes());
+            let size = e.size();
+            if name.ends_with(".json") && size <= MAX_ARCHIVE_JSON {
+                let mut buf = Vec::with_capacity(size as usize);
+                (&mut e).take(MAX_ARCHIVE_JSON).read_to_end(&mut buf)?;
+                self.json.insert(name.clone(), buf);
+            }
+            self.sizes.insert(name, size);
+        }
+        Ok(())
+    }
+
+    fn image(mut self) -> Result<ArchivedImage, ArchiveReadError> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            #[serde(rename = "Config")]
+            config: String,
+            #[serde(rename = "Layers")]
+            layers: Vec<String>,
+        }
+        let invalid = |m: String| ArchiveReadError::Invalid(m);
+        let manifest = self
+            .json
+            .get("manifest.json")
+            .ok_or_else(|| invalid("no manifest.json (not a docker-archive)".into()))?;
+        let entries: Vec<Entry> =
+            serde_json::from_slice(manifest).map_err(|e| invalid(format!("manifest.json: {e}")))?;
+        let [entry] = entries.as_slice() else {
+            return Err(invalid(format!(
+                "manifest.json lists {} images, expected one",
+                entries.len()
+            )));
+        };
+        let config_name = member_name(entry.config.as_bytes());
+        let config = self
+            .json
+            .remove(&config_name)
+            .ok_or_else(|| invalid(format!("no config member {config_name:?}")))?;
+        let config_json: serde_json::Value =
+            serde_json::from_slice(&config).map_err(|e| invalid(format!("{config_name}: {e}")))?;
+        let diff_ids: Vec<&str> = config_json
+            .pointer("/rootfs/diff_ids")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        if diff_ids.len() != entry.layers.len() {
+            return Err(invalid(format!(
+                "the config lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                entry.layers.len()
+            )));
+        }
+        let layer_sizes = diff_ids
+            .iter()
+            .zip(&entry.layers)
+            .map(|(diff_id, layer)| {
+                let name = member_name(layer.as_bytes());
+                let size = self
+                    .sizes
+                    .get(&name)
+                    .copied()
+                    .ok_or_else(|| invalid(format!("no layer member {name:?}")))?;
+                Ok(crate::cg::LayerSize {
+                    diff_id: (*diff_id).to_owned(),
+                    size,
+                })
+            })
+            .collect::<Result<Vec<_>, ArchiveReadError>>()?;
+        Ok(ArchivedImage {
+            config,
+            config_json,
+            layer_sizes,
+        })
+    }
+}
+
+/// The build host's RPMs as Koji buildroot components (atomic-reactor lists the build host's
+/// `rpm -qa`), read from the rpmdb under `root` as image rpmdbs are, gpg-pubkey dropped. A host
+/// without one (a Debian builder) has none: Koji's component types (rpm, file, kojifile) have no
+/// place for Debian packages. An rpmdb that cannot be read is logged and also gives an empty
+/// list: the buildroot record is informational and the image is fine.
+async fn host_components_of(ctx: &TaskContext, root: &Path, log: &TaskLog) -> Value {
+    let root = root.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || host_components(&root)).await;
+    let why = match read {
+        Ok(Ok(components)) => match serde_json::to_value(&components) {
+            Ok(j) => return crate::xmlrpc::value::json_to_value(&j),
+            Err(e) => e.to_string(),
+        },
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => format!("crashed: {e}"),
+    };
+    tracing::warn!(task_id = ctx.task_id(), error = %why, "cannot read the build host's rpmdb");
+    write_line(
+        log,
+        &format!("cannot read the build host's RPM database, its buildroot lists no RPMs: {why}"),
+    );
+    Value::Array(Vec::new())
+}
+
+/// [`host_components_of`]'s reading: none when `root` has no rpmdb.
+fn host_components(root: &Path) -> Result<Vec<crate::rpmdb::Component>, crate::rpmdb::RpmdbError> {
+    match crate::rpmdb::open(root, crate::rpmdb::Detail::Packages) {
+        Ok(packages) => Ok(crate::rpmdb::components(&packages)),
+        Err(crate::rpmdb::RpmdbError::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 
@@ -1826,6 +2143,229 @@ mod tests {
         ] {
             assert_eq!(repo_file_name(bad).unwrap_err().code, 1005, "{bad}");
         }
+    }
+
+    /// A docker-archive as buildah writes one: layers `<diff_id hex>.tar`, the config
+    /// `<config digest hex>.json`, `manifest.json`; `extra` members go in too.
+    fn docker_archive(layers: &[&[u8]], extra: &[(&str, &[u8])]) -> (Vec<u8>, Vec<u8>) {
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| Digest::sha256_of(l).as_str().to_owned())
+            .collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "container_config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .expect("config");
+        let config_name = format!("{}.json", Digest::sha256_of(&config).hex());
+        let names: Vec<String> = diff_ids
+            .iter()
+            .map(|d| format!("{}.tar", d.trim_start_matches("sha256:")))
+            .collect();
+        let manifest = serde_json::to_vec(&serde_json::json!([
+            {"Config": config_name, "RepoTags": ["x:1"], "Layers": names}
+        ]))
+        .expect("manifest");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o444);
+            h.set_cksum();
+            tar.append_data(&mut h, name, data).expect("append");
+        };
+        for (n, l) in names.iter().zip(layers) {
+            add(n, l);
+        }
+        add(&config_name, &config);
+        for (n, d) in extra {
+            add(n, d);
+        }
+        add("manifest.json", &manifest);
+        (tar.into_inner().expect("tar"), config)
+    }
+
+    #[test]
+    fn image_archive_gives_uncompressed_layer_sizes_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = vec![7u8; 3 * 512 + 10];
+        let (tar, config) = docker_archive(&[&big, b"second layer"], &[]);
+        let plain = dir.path().join("image.tar");
+        std::fs::write(&plain, &tar).expect("write");
+        let gz = dir.path().join("image.tar.gz");
+        archive::gzip_parallel(&tar[..], std::fs::File::create(&gz).expect("create"), 2, 1)
+            .expect("gzip");
+        for path in [&plain, &gz] {
+            let a = read_image_archive(path).expect("read");
+            assert_eq!(a.config, config);
+            assert_eq!(a.config_json["architecture"], "amd64");
+            let sizes: Vec<(String, u64)> = a
+                .layer_sizes
+                .iter()
+                .map(|l| (l.diff_id.clone(), l.size))
+                .collect();
+            assert_eq!(
+                sizes,
+                [
+                    (
+                        Digest::sha256_of(&big).as_str().to_owned(),
+                        big.len() as u64
+                    ),
+                    (Digest::sha256_of(b"second layer").as_str().to_owned(), 12),
+                ],
+                "{}",
+                path.display()
+            );
+        }
+
+        // Not a docker-archive, or one atomic-reactor would refuse.
+        let (no_manifest, _) = docker_archive(&[b"l"], &[]);
+        let mut ar = tar::Archive::new(&no_manifest[..]);
+        let mut rebuilt = tar::Builder::new(Vec::new());
+        for e in ar.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            if e.path().expect("path").to_string_lossy() != "manifest.json" {
+                let mut h = e.header().clone();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut data).expect("data");
+                let name = e.path().expect("path").into_owned();
+                rebuilt
+                    .append_data(&mut h, name, &data[..])
+                    .expect("append");
+            }
+        }
+        let p = dir.path().join("nomanifest.tar");
+        std::fs::write(&p, rebuilt.into_inner().expect("tar")).expect("write");
+        assert!(
+            read_image_archive(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("no manifest.json")
+        );
+        let mut two = ArchiveMembers::default();
+        two.json.insert(
+            "manifest.json".into(),
+            br#"[{"Config":"a.json","Layers":[]},{"Config":"b.json","Layers":[]}]"#.to_vec(),
+        );
+        assert!(
+            two.image()
+                .unwrap_err()
+                .to_string()
+                .contains("lists 2 images")
+        );
+        let mut short = ArchiveMembers::default();
+        short.json.insert(
+            "manifest.json".into(),
+            br#"[{"Config":"c.json","Layers":["l.tar"]}]"#.to_vec(),
+        );
+        short
+            .json
+            .insert("c.json".into(), br#"{"rootfs":{"diff_ids":[]}}"#.to_vec());
+        short.sizes.insert("l.tar".into(), 1);
+        assert!(
+            short
+                .image()
+                .unwrap_err()
+                .to_string()
+                .contains("0 diff_ids for 1 layers")
+        );
+    }
+
+    fn image_info(config: &str, diff_ids: &[&str]) -> ImageInfo {
+        ImageInfo {
+            id: Digest::parse(config).expect("digest"),
+            config_digest: Digest::parse(config).expect("digest"),
+            manifest_media_type: String::new(),
+            labels: Default::default(),
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            diff_ids: diff_ids
+                .iter()
+                .map(|d| Digest::parse(d).expect("digest"))
+                .collect(),
+            base_name: None,
+            base_digest: None,
+        }
+    }
+
+    #[test]
+    fn parent_id_only_for_the_base_the_layers_came_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = TaskLog::open(dir.path(), "x86_64.log").expect("log");
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let archived = ArchivedImage {
+            config: b"{}".to_vec(),
+            config_json: serde_json::json!({"os": "linux"}),
+            layer_sizes: vec![
+                crate::cg::LayerSize {
+                    diff_id: d('1'),
+                    size: 10,
+                },
+                crate::cg::LayerSize {
+                    diff_id: d('2'),
+                    size: 20,
+                },
+            ],
+        };
+        let members = |base: Option<&BaseImage>| -> Struct {
+            docker_members(7, &archived, base, &log)
+                .expect("members")
+                .into_iter()
+                .collect()
+        };
+        let scratch = members(None);
+        assert!(scratch.get("parent_id").is_none());
+        assert_eq!(
+            scratch
+                .get("config")
+                .and_then(Value::as_struct)
+                .and_then(|c| c.get("os"))
+                .and_then(Value::as_str),
+            Some("linux")
+        );
+        let sizes = crate::xmlrpc::value::value_to_json(scratch.get("layer_sizes").expect("sizes"));
+        assert_eq!(
+            sizes,
+            serde_json::json!([{"diff_id": d('1'), "size": 10}, {"diff_id": d('2'), "size": 20}])
+        );
+        let base = BaseImage {
+            reference: "r/base:1".into(),
+            info: image_info(&d('b'), &[&d('1')]),
+        };
+        assert_eq!(
+            members(Some(&base))
+                .get("parent_id")
+                .and_then(Value::as_str),
+            Some(d('b').as_str())
+        );
+        // The name now points at an image whose layers this one does not start with.
+        let other = BaseImage {
+            reference: "r/base:1".into(),
+            info: image_info(&d('c'), &[&d('9')]),
+        };
+        assert!(members(Some(&other)).get("parent_id").is_none());
+        let text = std::fs::read_to_string(log.path()).expect("log text");
+        assert!(text.contains("parent_id stays unset"), "{text}");
+    }
+
+    #[test]
+    fn build_host_components_come_from_its_rpmdb_if_it_has_one() {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert_eq!(host_components(root.path()).expect("no rpmdb"), []);
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/rpmdb/cbl-mariner-2.0/rpmdb.sqlite");
+        if !fixture.is_file() {
+            eprintln!("skipping the rpmdb half: {} is absent", fixture.display());
+            return;
+        }
+        let db = root.path().join("var/lib/rpm");
+        std::fs::create_dir_all(&db).expect("mkdir");
+        std::fs::copy(&fixture, db.join("rpmdb.sqlite")).expect("copy");
+        let c = host_components(root.path()).expect("components");
+        assert!(!c.is_empty());
+        assert!(c.iter().all(|c| c.kind == "rpm" && c.name != "gpg-pubkey"));
     }
 
     #[test]

@@ -59,11 +59,13 @@ pub struct Buildroot {
     pub arch: String,
     /// `(name, version)` of the tools that made the image (containerbuild, buildah).
     pub tools: Vec<(String, String)>,
-    /// RPMs of the build host, when known (atomic-reactor lists them; empty here).
+    /// RPMs of the build host as rpm components (atomic-reactor lists the host's `rpm -qa`);
+    /// empty for a host without an rpmdb, such as a Debian builder.
     pub components: Vec<Json>,
 }
 
-/// `extra.docker.layer_sizes` entry.
+/// `extra.docker.layer_sizes` entry: a layer's diff_id and the size of its uncompressed tar, as
+/// atomic-reactor reads them from the image's docker-archive (oldest layer first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerSize {
     pub diff_id: String,
@@ -75,7 +77,7 @@ pub struct LayerSize {
 pub struct DockerExtra {
     /// `sha256:<config digest>`.
     pub id: String,
-    /// The base image's config digest (absent for `FROM scratch`).
+    /// The base image's config digest, `sha256:...` (absent for `FROM scratch`).
     pub parent_id: Option<String>,
     /// `<reg>/<repo>:<unique>-<arch>` and `<reg>/<repo>@<manifest digest>`.
     pub repositories: Vec<String>,
@@ -367,5 +369,66 @@ mod tests {
             "x86_64-rpm-manifest.json"
         );
         assert!(md.to_pretty().starts_with("{\n  \""));
+    }
+
+    #[test]
+    fn docker_extra_and_buildroot_components_when_known() {
+        let rpm = serde_json::json!({"type": "rpm", "name": "bash", "version": "5.2",
+            "release": "1", "epoch": null, "arch": "x86_64", "sigmd5": "00",
+            "signature": null, "module": null});
+        let br = Buildroot {
+            id: "x86_64-3".into(),
+            arch: "x86_64".into(),
+            tools: vec![],
+            components: vec![rpm.clone()],
+        }
+        .to_json();
+        assert_eq!(br["components"], serde_json::json!([rpm]));
+        let out = ImageOutput {
+            buildroot_id: "x86_64-3".into(),
+            filename: "docker-image-ab.x86_64.tar.gz".into(),
+            relpath: "3/3".into(),
+            filesize: 3,
+            checksum: "00".into(),
+            arch: "x86_64".into(),
+            components: vec![],
+            docker: DockerExtra {
+                id: "sha256:ab".into(),
+                parent_id: Some("sha256:cd".into()),
+                repositories: vec![],
+                layer_sizes: vec![
+                    LayerSize {
+                        diff_id: "sha256:01".into(),
+                        size: 4096,
+                    },
+                    LayerSize {
+                        diff_id: "sha256:02".into(),
+                        size: 1024,
+                    },
+                ],
+                tags: vec![],
+                config: Some(serde_json::json!({
+                    "container_config": {"Cmd": ["sh"]},
+                    "rootfs": {"type": "layers", "diff_ids": ["sha256:01", "sha256:02"]},
+                })),
+                digests: BTreeMap::new(),
+            },
+            rpm_report: None,
+        }
+        .to_json();
+        let docker = &out["extra"]["docker"];
+        assert_eq!(docker["parent_id"], "sha256:cd");
+        assert_eq!(
+            docker["layer_sizes"],
+            serde_json::json!([
+                {"diff_id": "sha256:01", "size": 4096},
+                {"diff_id": "sha256:02", "size": 1024},
+            ])
+        );
+        assert_eq!(
+            docker["config"],
+            serde_json::json!({"rootfs": {"type": "layers", "diff_ids": ["sha256:01", "sha256:02"]}})
+        );
+        assert!(out["extra"].get("containerbuild").is_none());
     }
 }
