@@ -96,6 +96,8 @@ pub struct AfterCommit {
     /// Runs with no connection and no writer lock held (e.g. long-polling); its answer replaces
     /// the handler's. Dropped inside multiCall, where the handler's own answer stands.
     pub then: Option<Continuation>,
+    /// Task transitions for `/metrics`, recorded only once the transaction committed.
+    pub metrics: Vec<super::metrics::Observation>,
 }
 
 /// What a handler sees: the hub, a connection (inside the write transaction for write methods),
@@ -140,12 +142,21 @@ pub fn handle(
     }
     let call = match wire::parse_call(body) {
         Ok(c) => c,
-        Err(e) => return wire::write_fault(&Fault::generic(format!("Invalid request: {e}"))),
+        Err(e) => {
+            let f = Fault::generic(format!("Invalid request: {e}"));
+            let unknown = super::metrics::UNKNOWN_METHOD;
+            hub.metrics
+                .record_call(unknown, Some(f.code), Default::default());
+            return wire::write_fault(&f);
+        }
     };
     let started = std::time::Instant::now();
     let name = call.name.clone();
     let out = run(hub, call, creds, peer);
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let fault = out.as_ref().err().map(|f| f.code);
+    hub.metrics.record_call(&name, fault, elapsed);
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     match out {
         Ok(v) => {
             tracing::debug!(method = %name, elapsed_ms, "call ok");
@@ -199,6 +210,7 @@ fn run(
             Ok(v)
         }),
     }?;
+    hub.metrics.observe_all(std::mem::take(&mut after.metrics));
     if after.assigned {
         hub.signal.notify();
     }
@@ -275,6 +287,7 @@ fn multicall(
             .is_some_and(|m| m.kind == Kind::Write)
     });
     let mut assigned = false;
+    let mut observed = Vec::new();
     let mut run_all = |db: &Connection| -> Result<(Vec<Value>, bool, Auth), Fault> {
         let mut auth = validate(db)?;
         let auth = &mut auth;
@@ -284,13 +297,21 @@ fn multicall(
             db.execute_batch("SAVEPOINT multicall")
                 .map_err(crate::store::StoreError::from)?;
             let mut after = AfterCommit::default();
+            let started = std::time::Instant::now();
             let r = one_of_multicall(hub, db, auth, c, &mut after);
+            let inner = c.as_struct().and_then(|s| s.get("methodName"));
+            hub.metrics.record_call(
+                inner.and_then(Value::as_str).unwrap_or_default(),
+                r.as_ref().err().map(|f| f.code),
+                started.elapsed(),
+            );
             match r {
                 Ok((v, kind)) => {
                     db.execute_batch("RELEASE multicall")
                         .map_err(crate::store::StoreError::from)?;
                     wrote |= kind == Kind::Write;
                     assigned |= after.assigned;
+                    observed.append(&mut after.metrics);
                     out.push(Value::Array(vec![v]));
                 }
                 Err(f) => {
@@ -314,6 +335,7 @@ fn multicall(
         hub.store
             .read(|conn| Ok::<_, Fault>(Value::Array(run_all(conn)?.0)))
     }?;
+    hub.metrics.observe_all(observed);
     if assigned {
         hub.signal.notify();
     }

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod files;
 pub mod methods;
+pub mod metrics;
 pub mod scheduler;
 pub mod server;
 pub mod upload;
@@ -29,17 +30,22 @@ pub struct Hub {
     pub signal: scheduler::Signal,
     /// Upload destinations being written right now (Koji's per-file lock).
     pub uploads: upload::Locks,
+    /// What `GET /metrics` reports besides the store's counts.
+    pub metrics: metrics::Metrics,
 }
 
 impl Hub {
     pub fn new(config: Config) -> Result<Hub, StoreError> {
         let store = Store::open(&config.data_dir)?;
+        let registry = Registry::new(methods::all());
+        let metrics = metrics::Metrics::new(registry.iter().map(|m| m.sig.name));
         Ok(Hub {
             store,
             config,
-            registry: Registry::new(methods::all()),
+            registry,
             signal: scheduler::Signal::default(),
             uploads: upload::Locks::default(),
+            metrics,
         })
     }
 

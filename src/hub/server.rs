@@ -31,6 +31,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/kojihub", any(kojihub))
         .route("/kojihub/", any(kojihub))
         .route("/kojifiles/{*path}", get(files::serve))
+        .route("/metrics", get(super::metrics::serve))
         .route("/koji", get(web_placeholder))
         .route("/koji/", get(web_placeholder))
         .route("/koji/{*path}", get(web_placeholder))

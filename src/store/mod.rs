@@ -7,6 +7,7 @@
 
 pub mod cg;
 pub mod hosts;
+pub mod metrics;
 pub mod provision;
 pub mod query;
 pub mod records;

@@ -364,6 +364,49 @@ CREATE TABLE archive_unknown_rpms (
 );
 CREATE INDEX archive_unknown_rpms_archive ON archive_unknown_rpms (archive_id, id);
 "#,
+    // 4: what `GET /metrics` reads without scanning: tasks by (state, method) and builds by state,
+    // counted by triggers in the transaction that changes them (so a rollback undoes the count
+    // too, and writers outside the hub are counted as well), and open sessions by renewal time.
+    r#"
+CREATE TABLE task_counts (
+    state INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (state, method)
+) WITHOUT ROWID;
+INSERT INTO task_counts (state, method, n) SELECT state, method, count(*) FROM tasks GROUP BY state, method;
+CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (state, method, n) VALUES (NEW.state, NEW.method, 1)
+        ON CONFLICT (state, method) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER task_counts_update AFTER UPDATE OF state, method ON tasks
+WHEN OLD.state IS NOT NEW.state OR OLD.method IS NOT NEW.method BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE state = OLD.state AND method = OLD.method;
+    INSERT INTO task_counts (state, method, n) VALUES (NEW.state, NEW.method, 1)
+        ON CONFLICT (state, method) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE state = OLD.state AND method = OLD.method;
+END;
+
+CREATE TABLE build_counts (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO build_counts (state, n) SELECT state, count(*) FROM builds GROUP BY state;
+CREATE TRIGGER build_counts_insert AFTER INSERT ON builds BEGIN
+    INSERT INTO build_counts (state, n) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER build_counts_update AFTER UPDATE OF state ON builds
+WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE build_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO build_counts (state, n) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER build_counts_delete AFTER DELETE ON builds BEGIN
+    UPDATE build_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+
+CREATE INDEX sessions_open ON sessions (closed, coalesce(renew_ts, start_ts));
+"#,
 ];
 
 /// Rows every new database starts with: Koji's default channels, volume, permissions and types.

@@ -153,6 +153,23 @@ pub fn child_ids(conn: &Connection, parent: i64) -> Result<Vec<i64>> {
 /// Cancels a task unless it already ended, optionally its whole subtree; returns the ids whose
 /// state changed (Koji's `Task.cancel`). Builds still BUILDING for a canceled task are canceled.
 pub fn cancel(conn: &Connection, id: i64, recurse: bool) -> Result<Vec<i64>> {
+    Ok(cancel_report(conn, id, recurse)?
+        .into_iter()
+        .map(|e| e.id)
+        .collect())
+}
+
+/// A task [`cancel_report`] ended, for the task duration metrics.
+#[derive(Debug, Clone)]
+pub struct Canceled {
+    pub id: i64,
+    pub method: String,
+    /// Seconds it had been OPEN when canceled; `None` when it was not OPEN.
+    pub open_for: Option<f64>,
+}
+
+/// [`cancel`], returning what each canceled task was doing.
+pub fn cancel_report(conn: &Connection, id: i64, recurse: bool) -> Result<Vec<Canceled>> {
     let mut changed = Vec::new();
     let mut stack = vec![id];
     let now = now_ts();
@@ -166,6 +183,12 @@ pub fn cancel(conn: &Connection, id: i64, recurse: bool) -> Result<Vec<i64>> {
             }
             continue;
         }
+        let open_for = match t.state {
+            OPEN => timing(conn, tid)?
+                .and_then(|t| t.start_ts)
+                .map(|s| (now - s).max(0.0)),
+            _ => None,
+        };
         conn.execute(
             "UPDATE tasks SET state = ?1, completion_ts = ?2 WHERE id = ?3",
             params![CANCELED, now, tid],
@@ -174,12 +197,39 @@ pub fn cancel(conn: &Connection, id: i64, recurse: bool) -> Result<Vec<i64>> {
             "UPDATE builds SET state = 4, completion_ts = ?1 WHERE task_id = ?2 AND state = 0",
             params![now, tid],
         )?;
-        changed.push(tid);
+        changed.push(Canceled {
+            id: tid,
+            method: t.method,
+            open_for,
+        });
         if recurse {
             stack.extend(child_ids(conn, tid)?);
         }
     }
     Ok(changed)
+}
+
+/// A task's method and times, for the queue wait and duration metrics.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub method: String,
+    pub state: i64,
+    pub create_ts: f64,
+    pub start_ts: Option<f64>,
+}
+
+pub fn timing(conn: &Connection, id: i64) -> Result<Option<Timing>> {
+    Ok(conn
+        .prepare_cached("SELECT method, state, create_ts, start_ts FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(Timing {
+                method: r.get(0)?,
+                state: r.get(1)?,
+                create_ts: r.get(2)?,
+                start_ts: r.get(3)?,
+            })
+        })
+        .optional()?)
 }
 
 /// Ends a task with its `<methodResponse>` document.

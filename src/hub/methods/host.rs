@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use rusqlite::types::Value as Sql;
 
-use crate::hub::scheduler;
 use crate::hub::{Auth, Ctx, Hub, Method, convert, json_to_value, value_to_json};
+use crate::hub::{metrics, scheduler};
 use crate::params;
 use crate::store::query::{self, Cond, QueryOpts, Selected, View};
 use crate::store::records::HOSTS;
@@ -402,6 +402,9 @@ fn open_task(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     if !tasks::lock(ctx.db, task_id, id, OPEN, false)? {
         return Ok(Value::Nil);
     }
+    if let Some(t) = tasks::timing(ctx.db, task_id)? {
+        metrics::task_opened(ctx.after, &t);
+    }
     let rows = query::rows(ctx.db, &TASK_VIEW, &[Cond::Eq("id", Sql::Integer(task_id))])?;
     let Some(rec) = rows.into_iter().next() else {
         return Ok(Value::Nil);
@@ -431,7 +434,18 @@ fn end_task(ctx: &mut Ctx<'_>, a: &Args, state: i64) -> Result<Value, Fault> {
         Some(other) => wire::write_response(other),
         None => wire::write_response(&Value::Nil),
     };
+    let timing = tasks::timing(ctx.db, task_id)?;
     tasks::finish(ctx.db, task_id, state, &response)?;
+    if let Some(t) = timing {
+        // Only a closed createContainer's result is read (for `pushed_bytes`).
+        let result = (state == CLOSED && t.method == "createContainer")
+            .then(|| match a.get("response") {
+                Some(Value::String(s)) => wire::parse_response(s.as_bytes()).ok()?.ok(),
+                other => other.cloned(),
+            })
+            .flatten();
+        metrics::task_ended(ctx.after, &t, state, result.as_ref());
+    }
     // The host has room again.
     scheduler::run_in(ctx)?;
     Ok(Value::Nil)

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use rusqlite::types::Value as Sql;
 
-use crate::hub::convert;
 use crate::hub::{Ctx, Method};
+use crate::hub::{convert, metrics};
 use crate::params;
 use crate::store::query::{self, Cond};
 use crate::store::tasks::{self, LIST_VIEW, TASK_VIEW};
@@ -420,7 +420,9 @@ fn may_cancel(ctx: &Ctx<'_>, t: &tasks::TaskCore) -> Result<(), Fault> {
 fn cancel_task(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     let t = existing(ctx, a.int("task_id")?)?;
     may_cancel(ctx, &t)?;
-    let changed = tasks::cancel(ctx.db, t.id, a.flag("recurse", true))?;
+    let ended = tasks::cancel_report(ctx.db, t.id, a.flag("recurse", true))?;
+    metrics::tasks_canceled(ctx.after, &ended);
+    let changed: Vec<i64> = ended.iter().map(|e| e.id).collect();
     if !changed.is_empty() {
         tracing::info!(task_id = t.id, canceled = ?changed, "tasks canceled");
     }
@@ -451,7 +453,8 @@ fn cancel_task_full(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     let mut i = 0;
     while i < list.len() {
         let id = list[i];
-        tasks::cancel(ctx.db, id, false)?;
+        let ended = tasks::cancel_report(ctx.db, id, false)?;
+        metrics::tasks_canceled(ctx.after, &ended);
         list.extend(tasks::child_ids(ctx.db, id)?);
         i += 1;
     }
@@ -463,7 +466,8 @@ fn cancel_task_children(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     let t = existing(ctx, a.int("task_id")?)?;
     may_cancel(ctx, &t)?;
     for child in tasks::child_ids(ctx.db, t.id)? {
-        tasks::cancel(ctx.db, child, true)?;
+        let ended = tasks::cancel_report(ctx.db, child, true)?;
+        metrics::tasks_canceled(ctx.after, &ended);
     }
     Ok(Value::Nil)
 }
