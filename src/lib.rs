@@ -5,4 +5,5 @@ pub mod cg;
 pub mod hub;
 pub mod rpmdb;
 pub mod store;
+pub mod web;
 pub mod xmlrpc;

@@ -336,8 +336,10 @@ fn serve(
         let hub_stop = CancellationToken::new();
         let stop = hub_stop.clone();
         let signal_hub = hub.clone();
+        let pages = containerbuild::web::router(hub.clone());
         let mut server = tokio::spawn(containerbuild::hub::server::serve(
             hub,
+            pages,
             listener,
             async move { stop.cancelled().await },
         ));

@@ -220,6 +220,23 @@ fn run(
     }
 }
 
+/// Runs a read method for an anonymous caller, as kojiweb reads through the API: the web pages
+/// use this. Write methods are refused. Runs on a blocking thread (it touches SQLite).
+pub fn call_anonymous(hub: &Hub, name: &str, params: Vec<Value>) -> Result<Value, Fault> {
+    let m = hub.registry.get(name).ok_or_else(|| invalid_method(name))?;
+    if m.kind != Kind::Read {
+        return Err(Fault::not_allowed(format!(
+            "{name} changes records; anonymous callers may only read"
+        )));
+    }
+    let mut after = AfterCommit::default();
+    hub.store.read(|conn| {
+        let mut auth = Auth::default();
+        let args = m.sig.bind(params)?;
+        invoke(hub, conn, &mut auth, m, name, &args, &mut after)
+    })
+}
+
 fn invalid_method(name: &str) -> Fault {
     Fault::generic(format!("Invalid method: {name}"))
 }

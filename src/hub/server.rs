@@ -1,4 +1,5 @@
-//! HTTP: `/kojihub` (XML-RPC), `/kojifiles/` (the topdir), `/koji/` (reserved for the web UI).
+//! HTTP: `/kojihub` (XML-RPC), `/kojifiles/` (the topdir), plus the routes the caller adds (the
+//! web pages under `/koji/`, composed by `main.rs`: the hub does not know the `web` module).
 //!
 //! Every response carries `Koji-Version`; XML-RPC errors are always faults with HTTP 200, because
 //! the koji client retries any non-2xx status for ten minutes before giving up.
@@ -26,30 +27,21 @@ use crate::xmlrpc::wire;
 /// The version the stock client reads from the `Koji-Version` header (must be numeric).
 pub const KOJI_VERSION: &str = "1.36.1";
 
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The hub's routes merged with `extra` (e.g. the web pages); `Koji-Version` on every response.
+pub fn router(hub: Arc<Hub>, extra: Router) -> Router {
     Router::new()
         .route("/kojihub", any(kojihub))
         .route("/kojihub/", any(kojihub))
         .route("/kojifiles/{*path}", get(files::serve))
-        .route("/metrics", get(super::metrics::serve))
-        .route("/koji", get(web_placeholder))
-        .route("/koji/", get(web_placeholder))
-        .route("/koji/{*path}", get(web_placeholder))
-        .layer(axum::middleware::map_response(add_version_header))
         .with_state(hub)
+        .merge(extra)
+        .layer(axum::middleware::map_response(add_version_header))
 }
 
 async fn add_version_header(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert("Koji-Version", HeaderValue::from_static(KOJI_VERSION));
     resp
-}
-
-async fn web_placeholder() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><title>containerbuild</title><p>The web pages are not built yet; use the koji CLI.</p>",
-    )
 }
 
 fn xml_response(body: String) -> Response {
@@ -160,14 +152,15 @@ async fn kojihub(
     }
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves the hub's routes plus `extra` until `shutdown` resolves.
 pub async fn serve(
     hub: Arc<Hub>,
+    extra: Router,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let periodic = scheduler::spawn_periodic(hub.clone());
-    let app = router(hub).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(hub, extra).into_make_service_with_connect_info::<SocketAddr>();
     let r = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
