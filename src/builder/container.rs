@@ -1270,30 +1270,18 @@ async fn create(
     };
     let _ = buildah.rmi(&local).await;
 
-    // RPMs: the final list (atomic-reactor's components) and what each layer did; at the same
-    // time, on other cores, the config and layer sizes from the archive and the build host's
-    // RPMs, all for the parent's CG metadata.
-    let read_archive = {
-        let path = image_file.clone();
-        tokio::task::spawn_blocking(move || read_image_archive(&path))
-    };
-    let (manifest, archived, host) = tokio::join!(
+    // RPMs: the final list (atomic-reactor's components) and what each layer did, with the
+    // config and layer sizes from the same pass over the archive; at the same time, on the other
+    // core, the build host's RPMs. All of it feeds the parent's CG metadata.
+    let (manifest, host) = tokio::join!(
         rpm_manifest(ctx, &image_file, arch, &log),
-        read_archive,
         host_components_of(ctx, Path::new("/"), &log),
     );
     let _ = std::fs::remove_file(&image_file);
-    let manifest = manifest?;
+    let (manifest, archived) = manifest?;
     for (k, v) in manifest {
         result.insert(k, v);
     }
-    let archived = archived
-        .map_err(|e| unknown(format!("reading the image archive crashed: {e}")))?
-        .map_err(|e| {
-            container_error(format!(
-                "Image build failed. cannot read the image archive: {e}"
-            ))
-        })?;
     let config_digest = Digest::sha256_of(&archived.config);
     if config_digest != image_id {
         return Err(container_error(format!(
@@ -1339,30 +1327,33 @@ fn write_placeholder(path: &Path, name: &str, pull: &str) -> std::io::Result<Str
 /// Most drift lines a platform adds to the task result's `user_warnings`.
 const MAX_DRIFT_WARNINGS: usize = 20;
 
-/// Reads the built image's layers (`rpmdb::image`): writes `<arch>-rpm-manifest.json` (the
-/// per-layer report, `plugin-spec/rpm-manifest.md`) as task output and returns the result
-/// members `components`, `rpm_report`, `package_count` and, when layers changed RPM-owned files
-/// behind rpm's back, `user_warnings` (one line per layer and path, capped).
+/// Reads the built image's docker-archive once (`rpmdb::image`): writes
+/// `<arch>-rpm-manifest.json` (the per-layer report, `plugin-spec/rpm-manifest.md`) as task
+/// output and returns the result members `components`, `rpm_report`, `package_count` and, when
+/// layers changed RPM-owned files behind rpm's back, `user_warnings` (one line per layer and
+/// path, capped); and the archive's config and layer sizes.
 async fn rpm_manifest(
     ctx: &TaskContext,
     image_file: &Path,
     arch: &str,
     log: &TaskLog,
-) -> Result<Vec<(String, Value)>, Fault> {
+) -> Result<(Vec<(String, Value)>, ArchivedImage), Fault> {
     let started = std::time::Instant::now();
     let path = image_file.to_path_buf();
-    let report = tokio::task::spawn_blocking(move || {
+    let (report, archived) = tokio::task::spawn_blocking(move || {
         let spec = format!("docker-archive:{}", path.display());
-        crate::rpmdb::image::open_source(&spec, &crate::rpmdb::image::SourceOptions::default())
-            .and_then(|src| src.report(true))
+        let src =
+            crate::rpmdb::image::open_source(&spec, &crate::rpmdb::image::SourceOptions::default())
+                .map_err(|e| format!("cannot read the image archive: {e}"))?;
+        let archived = ArchivedImage::of(&src)?;
+        let report = src
+            .report(true)
+            .map_err(|e| format!("cannot read the image's RPM database: {e}"))?;
+        Ok::<_, String>((report, archived))
     })
     .await
     .map_err(|e| unknown(format!("RPM manifest crashed: {e}")))?
-    .map_err(|e| {
-        container_error(format!(
-            "Image build failed. cannot read the image's RPM database: {e}"
-        ))
-    })?;
+    .map_err(|e| container_error(format!("Image build failed. {e}")))?;
     let name = format!("{arch}-rpm-manifest.json");
     let file = ctx.workdir().join(&name);
     std::fs::write(&file, report.to_json())
@@ -1427,7 +1418,7 @@ async fn rpm_manifest(
             Value::Array(warnings.into_iter().map(Value::from).collect()),
         ));
     }
-    Ok(out)
+    Ok((out, archived))
 }
 
 /// A layer's `created_by`, shortened for one line: buildah's `/bin/sh -c #(nop) ` prefix
@@ -1533,9 +1524,6 @@ fn docker_members(
     Ok(out)
 }
 
-/// Largest `manifest.json` or image config read from an image archive.
-const MAX_ARCHIVE_JSON: u64 = 16 << 20;
-
 /// The image as its docker-archive holds it.
 #[derive(Debug, Clone, PartialEq)]
 struct ArchivedImage {
@@ -1546,128 +1534,33 @@ struct ArchivedImage {
     layer_sizes: Vec<crate::cg::LayerSize>,
 }
 
-/// Why an image archive could not be read.
-#[derive(Debug, thiserror::Error)]
-enum ArchiveReadError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Reads a docker-archive (plain, or compressed like the `.tar.gz` task output) as
-/// atomic-reactor's `get_uncompressed_image_layer_sizes` does: `manifest.json` names exactly one
-/// image, its config and its layer members; a layer's size is its member's size, i.e. the
-/// uncompressed layer tar, paired in order with the config's `rootfs.diff_ids`. A plain tar is
-/// read by seeking over the layer data, a compressed one streamed once. Blocking.
-fn read_image_archive(path: &Path) -> Result<ArchivedImage, ArchiveReadError> {
-    use crate::rpmdb::compress::{self, Compression};
-    use std::io::Read as _;
-    let mut head = [0u8; 8];
-    let n = std::fs::File::open(path)?.read(&mut head)?;
-    let mut members = ArchiveMembers::default();
-    if compress::detect(&head[..n])? == Compression::None {
-        let file = std::io::BufReader::new(std::fs::File::open(path)?);
-        members.add(tar::Archive::new(file).entries_with_seek()?)?;
-    } else {
-        let (_, stream) = compress::decompress(Box::new(std::fs::File::open(path)?))?;
-        members.add(tar::Archive::new(stream).entries()?)?;
-    }
-    members.image()
-}
-
-/// Regular members of a docker-archive: every size, and the content of the JSON ones.
-#[derive(Default)]
-struct ArchiveMembers {
-    sizes: std::collections::HashMap<String, u64>,
-    json: std::collections::HashMap<String, Vec<u8>>,
-}
-
-/// A member name as `manifest.json` writes it (no leading `./`).
-fn member_name(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(raw);
-    s.trim_start_matches("./").to_owned()
-}
-
-impl ArchiveMembers {
-    fn add<'a, R: std::io::Read + 'a>(
-        &mut self,
-        entries: tar::Entries<'a, R>,
-    ) -> std::io::Result<()> {
-        use std::io::Read as _;
-        for e in entries {
-            let mut e = e?;
-            if !e.header().entry_type().is_file() {
-                continue;
-            }
-            let name = member_name(&e.path_bytes());
-            let size = e.size();
-            if name.ends_with(".json") && size <= MAX_ARCHIVE_JSON {
-                let mut buf = Vec::with_capacity(size as usize);
-                (&mut e).take(MAX_ARCHIVE_JSON).read_to_end(&mut buf)?;
-                self.json.insert(name.clone(), buf);
-            }
-            self.sizes.insert(name, size);
-        }
-        Ok(())
-    }
-
-    fn image(mut self) -> Result<ArchivedImage, ArchiveReadError> {
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            #[serde(rename = "Config")]
-            config: String,
-            #[serde(rename = "Layers")]
-            layers: Vec<String>,
-        }
-        let invalid = |m: String| ArchiveReadError::Invalid(m);
-        let manifest = self
-            .json
-            .get("manifest.json")
-            .ok_or_else(|| invalid("no manifest.json (not a docker-archive)".into()))?;
-        let entries: Vec<Entry> =
-            serde_json::from_slice(manifest).map_err(|e| invalid(format!("manifest.json: {e}")))?;
-        let [entry] = entries.as_slice() else {
-            return Err(invalid(format!(
-                "manifest.json lists {} images, expected one",
-                entries.len()
-            )));
-        };
-        let config_name = member_name(entry.config.as_bytes());
-        let config = self
-            .json
-            .remove(&config_name)
-            .ok_or_else(|| invalid(format!("no config member {config_name:?}")))?;
-        let config_json: serde_json::Value =
-            serde_json::from_slice(&config).map_err(|e| invalid(format!("{config_name}: {e}")))?;
-        let diff_ids: Vec<&str> = config_json
-            .pointer("/rootfs/diff_ids")
-            .and_then(serde_json::Value::as_array)
-            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
-            .unwrap_or_default();
-        if diff_ids.len() != entry.layers.len() {
-            return Err(invalid(format!(
-                "the config lists {} diff_ids for {} layers",
-                diff_ids.len(),
-                entry.layers.len()
-            )));
-        }
-        let layer_sizes = diff_ids
+impl ArchivedImage {
+    /// atomic-reactor's `get_uncompressed_image_layer_sizes`: a layer's size is its
+    /// docker-archive member's size, i.e. the uncompressed layer tar, paired in order with the
+    /// config's `rootfs.diff_ids`. Blocking (reads the config of an OCI layout).
+    fn of(src: &crate::rpmdb::image::ImageSource) -> Result<ArchivedImage, String> {
+        let config = src
+            .config()
+            .map_err(|e| format!("cannot read the image config: {e}"))?;
+        let config_json: serde_json::Value = serde_json::from_slice(&config)
+            .map_err(|e| format!("the image config is not JSON: {e}"))?;
+        let layers = src
+            .layers()
+            .map_err(|e| format!("cannot list the image layers: {e}"))?;
+        let layer_sizes = layers
             .iter()
-            .zip(&entry.layers)
-            .map(|(diff_id, layer)| {
-                let name = member_name(layer.as_bytes());
-                let size = self
-                    .sizes
-                    .get(&name)
-                    .copied()
-                    .ok_or_else(|| invalid(format!("no layer member {name:?}")))?;
-                Ok(crate::cg::LayerSize {
-                    diff_id: (*diff_id).to_owned(),
+            .enumerate()
+            .map(|(i, l)| match (&l.diff_id, l.tar_size) {
+                (Some(diff_id), Some(size)) => Ok(crate::cg::LayerSize {
+                    diff_id: diff_id.clone(),
                     size,
-                })
+                }),
+                (None, _) => Err(format!("layer {i} has no diff_id in the image config")),
+                (_, None) => Err(format!(
+                    "layer {i} is not stored as a tar, so its uncompressed size is unknown"
+                )),
             })
-            .collect::<Result<Vec<_>, ArchiveReadError>>()?;
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(ArchivedImage {
             config,
             config_json,
@@ -2197,8 +2090,14 @@ mod tests {
         let gz = dir.path().join("image.tar.gz");
         archive::gzip_parallel(&tar[..], std::fs::File::create(&gz).expect("create"), 2, 1)
             .expect("gzip");
+        let open = |p: &Path| {
+            crate::rpmdb::image::open_source(
+                &format!("docker-archive:{}", p.display()),
+                &crate::rpmdb::image::SourceOptions::default(),
+            )
+        };
         for path in [&plain, &gz] {
-            let a = read_image_archive(path).expect("read");
+            let a = ArchivedImage::of(&open(path).expect("open")).expect("read");
             assert_eq!(a.config, config);
             assert_eq!(a.config_json["architecture"], "amd64");
             let sizes: Vec<(String, u64)> = a
@@ -2220,7 +2119,7 @@ mod tests {
             );
         }
 
-        // Not a docker-archive, or one atomic-reactor would refuse.
+        // Not a docker-archive.
         let (no_manifest, _) = docker_archive(&[b"l"], &[]);
         let mut ar = tar::Archive::new(&no_manifest[..]);
         let mut rebuilt = tar::Builder::new(Vec::new());
@@ -2239,37 +2138,10 @@ mod tests {
         let p = dir.path().join("nomanifest.tar");
         std::fs::write(&p, rebuilt.into_inner().expect("tar")).expect("write");
         assert!(
-            read_image_archive(&p)
+            open(&p)
                 .unwrap_err()
                 .to_string()
                 .contains("no manifest.json")
-        );
-        let mut two = ArchiveMembers::default();
-        two.json.insert(
-            "manifest.json".into(),
-            br#"[{"Config":"a.json","Layers":[]},{"Config":"b.json","Layers":[]}]"#.to_vec(),
-        );
-        assert!(
-            two.image()
-                .unwrap_err()
-                .to_string()
-                .contains("lists 2 images")
-        );
-        let mut short = ArchiveMembers::default();
-        short.json.insert(
-            "manifest.json".into(),
-            br#"[{"Config":"c.json","Layers":["l.tar"]}]"#.to_vec(),
-        );
-        short
-            .json
-            .insert("c.json".into(), br#"{"rootfs":{"diff_ids":[]}}"#.to_vec());
-        short.sizes.insert("l.tar".into(), 1);
-        assert!(
-            short
-                .image()
-                .unwrap_err()
-                .to_string()
-                .contains("0 diff_ids for 1 layers")
         );
     }
 

@@ -75,6 +75,10 @@ impl Default for SourceOptions {
 pub struct LayerMeta {
     pub diff_id: Option<String>,
     pub created_by: Option<String>,
+    /// The uncompressed layer tar's size, where the source stores the layer as such (a
+    /// docker-archive member; atomic-reactor's `layer_sizes` are these); `None` for OCI layouts,
+    /// whose blobs are compressed.
+    pub tar_size: Option<u64>,
     /// OCI layout: the blob file; docker-archive: the member name.
     blob: String,
 }
@@ -85,9 +89,8 @@ enum Inner {
         dir: PathBuf,
         _tmp: Option<tempfile::TempDir>,
     },
-    Archive {
-        path: PathBuf,
-    },
+    /// Indexed when opened, so the report, the layers and the config share one pass over it.
+    Archive(Box<DockerArchive>),
     Dir {
         path: PathBuf,
     },
@@ -140,17 +143,20 @@ pub fn open_source(spec: &str, opts: &SourceOptions) -> Result<ImageSource, Sour
         ));
     }
     if let Some(file) = spec.strip_prefix("docker-archive:") {
+        let archive = DockerArchive::open(Path::new(file))?;
         return Ok(source(
             SourceKind::DockerArchive,
-            Inner::Archive {
-                path: PathBuf::from(file),
-            },
+            Inner::Archive(Box::new(archive)),
         ));
     }
     let path = PathBuf::from(spec);
     let meta = std::fs::metadata(&path).map_err(io_err(&path))?;
     if meta.is_file() {
-        return Ok(source(SourceKind::DockerArchive, Inner::Archive { path }));
+        let archive = DockerArchive::open(&path)?;
+        return Ok(source(
+            SourceKind::DockerArchive,
+            Inner::Archive(Box::new(archive)),
+        ));
     }
     if !meta.is_dir() {
         return Err(invalid(format!(
@@ -217,8 +223,17 @@ impl ImageSource {
     /// The layers, oldest first, with their config diff_ids and history.
     pub fn layers(&self) -> Result<Vec<LayerMeta>, SourceError> {
         match &self.inner {
-            Inner::Layout { dir, .. } => layout_layers(dir),
-            Inner::Archive { path } => Ok(DockerArchive::open(path)?.layers),
+            Inner::Layout { dir, .. } => Ok(layout_layers(dir)?.1),
+            Inner::Archive(a) => Ok(a.layers.clone()),
+            Inner::Dir { .. } => Err(self.no_layers()),
+        }
+    }
+
+    /// The image config blob, byte for byte (its sha256 is the image id).
+    pub fn config(&self) -> Result<Vec<u8>, SourceError> {
+        match &self.inner {
+            Inner::Layout { dir, .. } => Ok(layout_layers(dir)?.0),
+            Inner::Archive(a) => Ok(a.config.clone()),
             Inner::Dir { .. } => Err(self.no_layers()),
         }
     }
@@ -235,7 +250,7 @@ impl ImageSource {
     pub fn analyze(&self, opts: AnalyzeOptions) -> Result<Analysis, SourceError> {
         match &self.inner {
             Inner::Layout { dir, .. } => {
-                let layers = layout_layers(dir)?;
+                let (_, layers) = layout_layers(dir)?;
                 let mut a = Analyzer::new(opts)?;
                 for l in layers {
                     let path = PathBuf::from(&l.blob);
@@ -248,7 +263,7 @@ impl ImageSource {
                 }
                 Ok(a.finish()?)
             }
-            Inner::Archive { path } => DockerArchive::open(path)?.analyze(opts),
+            Inner::Archive(a) => a.analyze(opts),
             Inner::Dir { .. } => Err(self.no_layers()),
         }
     }
@@ -300,7 +315,11 @@ struct History {
 }
 
 /// Pairs `n` layers with the config's diff_ids and its non-empty history entries, in order.
-fn pair_config(config: &[u8], blobs: Vec<String>) -> Result<Vec<LayerMeta>, SourceError> {
+/// `blobs`: each layer's blob and, where known, its uncompressed tar size.
+fn pair_config(
+    config: &[u8],
+    blobs: Vec<(String, Option<u64>)>,
+) -> Result<Vec<LayerMeta>, SourceError> {
     let c: Config = serde_json::from_slice(config)
         .map_err(|e| invalid(format!("image config is not valid JSON: {e}")))?;
     let diff_ids = c.rootfs.and_then(|r| r.diff_ids).unwrap_or_default();
@@ -321,9 +340,10 @@ fn pair_config(config: &[u8], blobs: Vec<String>) -> Result<Vec<LayerMeta>, Sour
     Ok(blobs
         .into_iter()
         .enumerate()
-        .map(|(i, blob)| LayerMeta {
+        .map(|(i, (blob, tar_size))| LayerMeta {
             diff_id: diff_ids.get(i).cloned(),
             created_by: created.get(i).cloned().flatten(),
+            tar_size,
             blob,
         })
         .collect())
@@ -397,7 +417,8 @@ fn host_arch() -> &'static str {
     }
 }
 
-fn layout_layers(dir: &Path) -> Result<Vec<LayerMeta>, SourceError> {
+/// The config blob and the layers of the layout's image.
+fn layout_layers(dir: &Path) -> Result<(Vec<u8>, Vec<LayerMeta>), SourceError> {
     let mut doc: IndexOrManifest =
         serde_json::from_slice(&read_json_file(&dir.join("index.json"))?)
             .map_err(|e| invalid(format!("{}/index.json: {e}", dir.display())))?;
@@ -449,9 +470,10 @@ fn layout_layers(dir: &Path) -> Result<Vec<LayerMeta>, SourceError> {
     let config = read_json_file(&blob_path(dir, &config.digest)?)?;
     let blobs = layers
         .iter()
-        .map(|l| blob_path(dir, &l.digest).map(|p| p.to_string_lossy().into_owned()))
+        .map(|l| blob_path(dir, &l.digest).map(|p| (p.to_string_lossy().into_owned(), None)))
         .collect::<Result<Vec<_>, _>>()?;
-    pair_config(&config, blobs)
+    let layers = pair_config(&config, blobs)?;
+    Ok((config, layers))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,12 +498,14 @@ enum Member {
 }
 
 /// A docker-archive (`docker save`, `buildah push docker-archive:`), plain or compressed.
+#[derive(Debug)]
 struct DockerArchive {
     path: PathBuf,
     compression: Compression,
     /// Member names in archive order, with what they are.
     members: Vec<(String, Member)>,
     layers: Vec<LayerMeta>,
+    config: Vec<u8>,
 }
 
 fn open_stream(path: &Path) -> Result<Box<dyn Read>, SourceError> {
@@ -559,14 +583,24 @@ impl DockerArchive {
         let blobs = m
             .layers
             .iter()
-            .map(|l| resolve(l))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|l| {
+                let name = resolve(l)?;
+                let size = match by_name.get(name.as_str()) {
+                    Some(Member::File { size, .. }) => Some(*size),
+                    _ => None,
+                };
+                Ok((name, size))
+            })
+            .collect::<Result<Vec<_>, SourceError>>()?;
         let layers = pair_config(config, blobs)?;
+        let config = config.clone();
+        drop(by_name);
         Ok(DockerArchive {
             path: path.to_path_buf(),
             compression,
             members,
             layers,
+            config,
         })
     }
 
@@ -747,11 +781,12 @@ mod tests {
         let cfg = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:a","sha256:b"]},
             "history":[{"created_by":"base"},{"created_by":"LABEL x","empty_layer":true},
                        {"created_by":"RUN y"}]}"#;
-        let l = pair_config(cfg, vec!["1".into(), "2".into()]).unwrap();
+        let l = pair_config(cfg, vec![("1".into(), None), ("2".into(), Some(5))]).unwrap();
         assert_eq!(l[0].created_by.as_deref(), Some("base"));
         assert_eq!(l[1].created_by.as_deref(), Some("RUN y"));
         assert_eq!(l[1].diff_id.as_deref(), Some("sha256:b"));
-        assert!(pair_config(cfg, vec!["1".into()]).is_err());
+        assert_eq!(l[1].tar_size, Some(5));
+        assert!(pair_config(cfg, vec![("1".into(), None)]).is_err());
     }
 
     #[test]
