@@ -29,7 +29,7 @@ pub const SCRIPT: &str = r#"(function(){
 var cfg=JSON.parse(document.getElementById('log-config').textContent);
 var pre=document.getElementById('log'),btn=document.getElementById('log-follow'),st=document.getElementById('task-state');
 var follow=true;
-function bottom(){if(follow){pre.scrollTop=pre.scrollHeight;window.scrollTo(0,document.body.scrollHeight);}}
+function bottom(){if(follow){pre.scrollTop=pre.scrollHeight;}}
 btn.addEventListener('click',function(){follow=!follow;btn.textContent=follow?'Pause':'Follow';btn.setAttribute('aria-pressed',follow?'true':'false');bottom();});
 bottom();
 function poll(){
