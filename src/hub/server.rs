@@ -33,6 +33,7 @@ pub fn router(hub: Arc<Hub>, extra: Router) -> Router {
         .route("/kojihub", any(kojihub))
         .route("/kojihub/", any(kojihub))
         .route("/kojifiles/{*path}", get(files::serve))
+        .route("/metrics", get(super::metrics::serve))
         .with_state(hub)
         .merge(extra)
         .layer(axum::middleware::map_response(add_version_header))
