@@ -433,6 +433,38 @@ for name, info in sorted(s.listTaskOutput({child}, stat=True).items()):
             "{r} is the same image"
         );
     }
+    // pushed_bytes: the manifest plus the config and layer blobs it lists.
+    let raw = s.skopeo_raw(primary);
+    let blobs: u64 = raw["config"]["size"].as_u64().expect("config size")
+        + raw["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["size"].as_u64().expect("layer size"))
+            .sum::<u64>();
+    let pushed: u64 = child_result
+        .split("'pushed_bytes': ")
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pushed_bytes in {child_result}"));
+    let manifest_len = pushed.checked_sub(blobs).expect("pushed_bytes >= blobs");
+    assert!(
+        (100..16384).contains(&manifest_len),
+        "pushed_bytes {pushed} = blobs {blobs} + a manifest of {manifest_len} bytes"
+    );
+    // The hub counted the push and the imported build (`plugin-spec/metrics.md`).
+    let (status, _, body) = s.hub.raw_get("/metrics");
+    assert_eq!(status, 200);
+    let metrics = body;
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert!(value("containerbuild_pushed_bytes_total ") >= pushed);
+    assert!(value("containerbuild_builds{state=\"COMPLETE\"} ") >= 1);
 
     // A second build of the same version gets the next release.
     let id2 = s.submit("plain", "{'git_branch': 'main'}");

@@ -1216,8 +1216,9 @@ async fn create(
     }
     // `extra.docker.id` is the pushed config's digest (atomic-reactor reads it from the
     // registry); the archive is named after the local image id, so both must be the same.
-    let pushed_config = serde_json::from_slice::<serde_json::Value>(&pushed_manifest)
-        .ok()
+    let pushed_json = serde_json::from_slice::<serde_json::Value>(&pushed_manifest).ok();
+    let pushed_config = pushed_json
+        .as_ref()
         .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_owned));
     if pushed_config.as_deref() != Some(image_id.as_str()) {
         return Err(container_error(format!(
@@ -1235,6 +1236,13 @@ async fn create(
         .with("media_type", info.media_type.clone())
         .with("size", info.size as i64)
         .with("image_id", image_id.as_str().to_owned());
+    // The hub's `containerbuild_pushed_bytes_total`: the manifest, its config and layer blobs.
+    // buildah does not say which blobs the registry already had and skipped, so this is the
+    // most the push can have sent.
+    result.insert(
+        "pushed_bytes",
+        Value::Int(pushed_size(&info, pushed_json.as_ref()) as i64),
+    );
     // The image as a docker-archive on disk: the archive itself, or a plain tar for reading.
     let image_file = match archived {
         Some((path, a)) => {
@@ -1293,6 +1301,27 @@ async fn create(
     }
     result.insert("host_components", host);
     Ok(Value::from(result))
+}
+
+/// A manifest's own size plus the sizes of the blobs it lists (config and layers).
+fn pushed_size(
+    info: &crate::build::registry::ManifestInfo,
+    manifest: Option<&serde_json::Value>,
+) -> u64 {
+    let blob = |d: &serde_json::Value| {
+        d.get("size")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let Some(m) = manifest else {
+        return info.size;
+    };
+    let layers: u64 = m
+        .get("layers")
+        .and_then(serde_json::Value::as_array)
+        .map(|ls| ls.iter().map(blob).sum())
+        .unwrap_or(0);
+    info.size + m.get("config").map(blob).unwrap_or(0) + layers
 }
 
 /// With `--archive none`: atomic-reactor's (OSBS 2) placeholder archive, a `.tar.gz` holding
