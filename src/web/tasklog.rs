@@ -39,7 +39,7 @@ function poll(){
   if(j.data){pre.appendChild(document.createTextNode(j.data));bottom();}
   cfg.offset=j.offset;
   if(st&&j.state){st.textContent=j.state;st.className='state state-'+j.state.toLowerCase();}
-  if(j.done){pre.setAttribute('data-done','true');return;}
+  if(j.done){pre.setAttribute('data-done','true');btn.hidden=true;return;}
   setTimeout(poll,j.data?200:1000);
  }).catch(function(){setTimeout(poll,3000);});
 }
