@@ -875,43 +875,7 @@ fn extra_repo(s: &Setup, name: &str, dockerfile: &str) -> String {
 
 /// [`extra_repo`] with any files.
 fn extra_repo_files(s: &Setup, name: &str, files: &[(&str, &str)]) -> String {
-    let work = s.fixtures.scratch(&format!("work-{name}"));
-    let git = |args: &[&str], dir: &Path| {
-        run_ok(
-            Command::new("git")
-                .args([
-                    "-c",
-                    "user.name=Fixture",
-                    "-c",
-                    "user.email=fixture@example.com",
-                    "-c",
-                    "commit.gpgsign=false",
-                ])
-                .args(args)
-                .current_dir(dir)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_CONFIG_NOSYSTEM", "1"),
-        )
-    };
-    git(&["init", "-q", "-b", "main"], &work);
-    for (file, text) in files {
-        std::fs::write(work.join(file), text).expect("write repo file");
-    }
-    git(&["add", "-A"], &work);
-    git(&["commit", "-q", "-m", "init"], &work);
-    let sha = git(&["rev-parse", "HEAD"], &work);
-    let bare = s.fixtures.repos_dir.join(format!("{name}.git"));
-    git(
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().expect("utf-8"),
-            bare.to_str().expect("utf-8"),
-        ],
-        &work,
-    );
-    format!("{}#{}", s.git.url(name), sha.trim())
+    s.fixtures.one_commit_repo(&s.git, name, files)
 }
 
 /// `(pid, parent pid, command line)` of every process.

@@ -18,7 +18,6 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -27,7 +26,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use common::browser::{Browser, artifacts_dir};
-use common::fixtures::{Fixtures, GitServer, TestRegistry, run_ok, tools_present};
+use common::fixtures::{Fixtures, GitServer, TestRegistry, tools_present};
 use common::{ADMIN, BuilderProc, Hub, assert_contains, task_state, wait_for};
 
 const CLOSED: i64 = 2;
@@ -420,34 +419,7 @@ impl Setup {
     /// A one-commit bare repo `<name>.git` next to the fixtures' repos (branch `main`), served
     /// by the git daemon; returns its `git://...#sha` source.
     fn repo(&self, name: &str, files: &[(&str, &str)]) -> String {
-        let work = self.fixtures.scratch(&format!("work-{name}"));
-        let git = |args: &[&str], dir: &Path| {
-            run_ok(
-                Command::new("git")
-                    .args([
-                        "-c",
-                        "user.name=Fixture",
-                        "-c",
-                        "user.email=fixture@example.com",
-                    ])
-                    .args(["-c", "commit.gpgsign=false"])
-                    .args(args)
-                    .current_dir(dir)
-                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                    .env("GIT_CONFIG_NOSYSTEM", "1"),
-            )
-        };
-        git(&["init", "-q", "-b", "main"], &work);
-        for (file, text) in files {
-            std::fs::write(work.join(file), text).expect("write repo file");
-        }
-        git(&["add", "-A"], &work);
-        git(&["commit", "-q", "-m", "init"], &work);
-        let sha = git(&["rev-parse", "HEAD"], &work);
-        let bare = self.fixtures.repos_dir.join(format!("{name}.git"));
-        let (work_s, bare_s) = (work.to_str().expect("utf-8"), bare.to_str().expect("utf-8"));
-        git(&["clone", "-q", "--bare", work_s, bare_s], &work);
-        format!("{}#{}", self.git.url(name), sha.trim())
+        self.fixtures.one_commit_repo(&self.git, name, files)
     }
 
     /// `koji call buildContainer SRC web-candidate OPTS` (the stock CLI has no `container-build`

@@ -54,14 +54,16 @@ impl Hub {
         self.config.data_dir.join("topdir")
     }
 
-    /// A task's output directory, `<topdir>/work/tasks/<id % 10000>/<id>` as Koji lays it out.
+    /// A task's output directory under the topdir ([`task_relpath`]).
     pub fn task_dir(&self, task_id: i64) -> PathBuf {
-        self.topdir()
-            .join("work")
-            .join("tasks")
-            .join((task_id % 10000).to_string())
-            .join(task_id.to_string())
+        self.topdir().join(task_relpath(task_id))
     }
+}
+
+/// A task's output directory relative to the topdir, as Koji lays it out (`tasks/<id % 10000>/<id>`
+/// in the topdir's `work` directory); also the path under `/kojifiles/`.
+pub fn task_relpath(task_id: i64) -> String {
+    format!("work/tasks/{}/{task_id}", task_id % 10000)
 }
 
 /// The callable methods by name, in registration order for `system.listMethods`.

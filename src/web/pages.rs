@@ -795,7 +795,7 @@ pub fn taskinfo(hub: &Hub, p: &Params) -> Result<String, PageError> {
     if files.is_empty() {
         body.push_str("<p>No output files.</p>\n");
     } else {
-        let dir = format!("work/tasks/{}/{id}", id % 10000);
+        let dir = crate::hub::task_relpath(id);
         body.push_str(
             "<table id=\"task-output\"><thead><tr><th>File</th><th>Size</th></tr></thead><tbody>\n",
         );
@@ -1139,8 +1139,8 @@ fn layers_for(
         out,
         "<p>From <a href=\"{}\">{}</a> of task {}.</p>",
         esc(&format!(
-            "/kojifiles/work/tasks/{}/{from}/{}",
-            from % 10000,
+            "/kojifiles/{}/{}",
+            crate::hub::task_relpath(from),
             html::url_path(name)
         )),
         esc(name),

@@ -410,4 +410,37 @@ impl Fixtures {
         std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
         p
     }
+
+    /// A one-commit bare repo `<name>.git` next to the dist-git fixtures (branch `main`), so
+    /// `git` serves it; returns its `git://...#sha` source.
+    pub fn one_commit_repo(&self, git: &GitServer, name: &str, files: &[(&str, &str)]) -> String {
+        let work = self.scratch(&format!("work-{name}"));
+        let run = |args: &[&str], dir: &Path| {
+            run_ok(
+                Command::new("git")
+                    .args([
+                        "-c",
+                        "user.name=Fixture",
+                        "-c",
+                        "user.email=fixture@example.com",
+                    ])
+                    .args(["-c", "commit.gpgsign=false"])
+                    .args(args)
+                    .current_dir(dir)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .env("GIT_CONFIG_NOSYSTEM", "1"),
+            )
+        };
+        run(&["init", "-q", "-b", "main"], &work);
+        for (file, text) in files {
+            std::fs::write(work.join(file), text).expect("write repo file");
+        }
+        run(&["add", "-A"], &work);
+        run(&["commit", "-q", "-m", "init"], &work);
+        let sha = run(&["rev-parse", "HEAD"], &work);
+        let bare = self.repos_dir.join(format!("{name}.git"));
+        let (work_s, bare_s) = (work.to_str().expect("utf-8"), bare.to_str().expect("utf-8"));
+        run(&["clone", "-q", "--bare", work_s, bare_s], &work);
+        format!("{}#{}", git.url(name), sha.trim())
+    }
 }

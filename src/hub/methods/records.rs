@@ -2820,7 +2820,8 @@ fn get_rpm_headers(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         let task = int_value(arg(a, "taskID"))?;
         ctx.hub
             .topdir()
-            .join(format!("work/tasks/{}/{task}/{fp}", task % 10000))
+            .join(crate::hub::task_relpath(task))
+            .join(fp)
     } else {
         return Err(Fault::generic(
             "either rpmID or taskID and filepath must be specified",
