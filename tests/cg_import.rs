@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Hub, assert_contains, header};
+use common::{Hub, assert_contains, header, result_json};
 
 /// Python helpers shared by the scripts: sessions, faults, test files and metadata.
 const PY_COMMON: &str = r#"
@@ -160,15 +160,6 @@ fn koji_as_ok(hub: &Hub, user: &str, pw: &str, args: &[&str]) -> String {
         hub.log_tail()
     );
     out
-}
-
-/// The `RESULT {json}` line a script printed.
-fn result_json(out: &str) -> serde_json::Value {
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line in:\n{out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad RESULT json {line}: {e}"))
 }
 
 /// A user with a password, and (optionally) access to the `atomic-reactor` content generator,

@@ -26,26 +26,6 @@ macro_rules! hub {
     };
 }
 
-/// `koji add-host NAME x86_64`, then a password for the host user; returns the password.
-fn add_host(hub: &Hub, name: &str) -> String {
-    hub.koji_ok(&["add-host", name, "x86_64"]);
-    let pw = common::random_password();
-    let dir = hub.data_dir();
-    let out = hub.containerbuild(
-        &[
-            "user",
-            "passwd",
-            name,
-            "--data-dir",
-            dir.to_str().expect("utf-8 data dir"),
-            "--password-stdin",
-        ],
-        &format!("{pw}\n"),
-    );
-    assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
-    pw
-}
-
 /// Inserts a FREE `buildContainer` task owned by the admin in the `default` channel.
 fn insert_task(hub: &Hub, priority: i64) -> i64 {
     let store = Store::open(&hub.data_dir()).expect("open store");
@@ -158,7 +138,7 @@ fn script(hub: &Hub, body: &str) -> String {
 #[test]
 fn host_session_task_lifecycle_and_subtasks() {
     let hub = hub!("scheduler_interval = 1\n");
-    let pw = add_host(&hub, "builder1.test");
+    let pw = hub.add_host_cli("builder1.test");
     let t1 = insert_task(&hub, 20);
     let t2 = insert_task(&hub, 10);
     let out = script(
@@ -280,8 +260,8 @@ fn scheduler_refusals_sharing_and_host_timeout() {
     let hub = hub!(
         "scheduler_interval = 0.3\nready_timeout = 2\nhost_timeout = 3\nassign_timeout = 60\n"
     );
-    let pw1 = add_host(&hub, "b1.test");
-    let pw2 = add_host(&hub, "b2.test");
+    let pw1 = hub.add_host_cli("b1.test");
+    let pw2 = hub.add_host_cli("b2.test");
     let t1 = insert_task(&hub, 20);
     let out = script(
         &hub,
@@ -372,8 +352,8 @@ print('OK')
 fn long_poll_get_tasks() {
     // A long interval: only the event-driven runs can assign in time.
     let hub = hub!("scheduler_interval = 60\n");
-    let pw_w = add_host(&hub, "waiter.test");
-    let pw_c = add_host(&hub, "creator.test");
+    let pw_w = hub.add_host_cli("waiter.test");
+    let pw_c = hub.add_host_cli("creator.test");
     let parent = insert_task(&hub, 20);
     let out = script(
         &hub,
@@ -429,8 +409,8 @@ print('OK')
 #[test]
 fn uploads() {
     let hub = hub!("scheduler_interval = 1\nmax_upload_size = 4194304\n");
-    let pw1 = add_host(&hub, "up1.test");
-    let pw2 = add_host(&hub, "up2.test");
+    let pw1 = hub.add_host_cli("up1.test");
+    let pw2 = hub.add_host_cli("up2.test");
     let alice_pw = common::random_password();
     hub.add_user_cli("alice", &alice_pw, false);
     let t1 = insert_task(&hub, 20);

@@ -194,26 +194,6 @@ fn check_histograms(s: &Scrape) {
     }
 }
 
-/// `koji add-host NAME x86_64`, then a password for the host user; returns the password.
-fn add_host(hub: &Hub, name: &str) -> String {
-    hub.koji_ok(&["add-host", name, "x86_64"]);
-    let pw = common::random_password();
-    let dir = hub.data_dir();
-    let out = hub.containerbuild(
-        &[
-            "user",
-            "passwd",
-            name,
-            "--data-dir",
-            dir.to_str().expect("utf-8 data dir"),
-            "--password-stdin",
-        ],
-        &format!("{pw}\n"),
-    );
-    assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
-    pw
-}
-
 fn db_count(hub: &Hub, sql: &str) -> Vec<(String, i64)> {
     let store = Store::open(&hub.data_dir()).expect("open store");
     store
@@ -299,7 +279,7 @@ fn metrics_exposition() {
     let Some(hub) = Hub::start_with_config("scheduler_interval = 1\n") else {
         return;
     };
-    let pw = add_host(&hub, "builder1.test");
+    let pw = hub.add_host_cli("builder1.test");
     hub.koji_ok(&["grant-cg-access", "--new", "kojiadmin", "atomic-reactor"]);
     let out = hub.python_ok(&SCRIPT.replace("@PW@", &pw));
     let result: serde_json::Value = serde_json::from_str(

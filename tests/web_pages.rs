@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Hub, assert_contains, header};
+use common::{Hub, assert_contains, header, result_json};
 
 const SCRIPT_RAW: &str = "<script>alert(1)</script>";
 const SCRIPT_ESC: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
@@ -54,15 +54,6 @@ def upload(h, tid, name, data):
 
 fn script(hub: &Hub, body: &str) -> String {
     hub.python_ok(&format!("{PRELUDE}\n{body}"))
-}
-
-/// The `RESULT {json}` line a script printed.
-fn result_json(out: &str) -> serde_json::Value {
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line in:\n{out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad RESULT json {line}: {e}"))
 }
 
 /// GET a page: asserts the status, an HTML content type and the Koji-Version header; the body.

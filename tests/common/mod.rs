@@ -220,6 +220,26 @@ impl Hub {
 
     /// Runs `containerbuild user add NAME --data-dir DIR --password-stdin [--admin]`.
     /// Works while the hub runs (the store is SQLite in WAL mode).
+    /// `koji add-host NAME x86_64`, then a password for the host user; returns the password.
+    pub fn add_host_cli(&self, name: &str) -> String {
+        self.koji_ok(&["add-host", name, "x86_64"]);
+        let pw = random_password();
+        let dir = self.data_dir();
+        let out = self.containerbuild(
+            &[
+                "user",
+                "passwd",
+                name,
+                "--data-dir",
+                dir.to_str().expect("utf-8 data dir"),
+                "--password-stdin",
+            ],
+            &format!("{pw}\n"),
+        );
+        assert_eq!(out.0, 0, "user passwd {name}: {out:?}");
+        pw
+    }
+
     pub fn add_user_cli(&self, name: &str, password: &str, admin: bool) -> Output {
         let mut cmd = Command::new(containerbuild_bin());
         cmd.args(["user", "add", name, "--data-dir"])
@@ -963,4 +983,13 @@ impl Drop for BuilderProc {
             eprintln!("---- builder {} log ----\n{}", self.name, self.log());
         }
     }
+}
+
+/// The `RESULT {json}` line a Python script printed.
+pub fn result_json(out: &str) -> serde_json::Value {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line in:\n{out}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad RESULT json {line}: {e}"))
 }
