@@ -3,7 +3,10 @@
 //! hub's RSS idle and after load. Prints one line per figure; BENCHMARKS.md records them.
 //!
 //! Run: `cargo bench --bench hub_throughput` (env `BENCH_SECONDS` = seconds per point, default 5;
-//! `BENCH_TASKS` = tasks in the database, default 1000).
+//! `BENCH_TASKS` = tasks in the database, default 1000, of which the newest 1000 are FREE and
+//! the rest CLOSED; `BENCH_BUILDS` = builds, default 100; `BENCH_ONLY` = run only the calls whose
+//! name starts with it; `BENCH_CLIENTS` = comma-separated client counts; `BENCH_HUB_WRAPPER` = a
+//! command to run the hub under, e.g. `valgrind --tool=callgrind`).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -20,7 +23,16 @@ use tokio::net::TcpStream;
 struct Server(Child);
 
 impl Drop for Server {
+    /// SIGTERM first, so a profiler wrapping the hub writes its data; SIGKILL after 30 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        for _ in 0..300 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -33,7 +45,11 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn populate(dir: &Path, n: i64) {
+/// `n` `buildContainer` tasks and `builds` builds. Only the newest `OPEN_TASKS` tasks stay
+/// FREE; older ones are CLOSED, as on a long-lived hub, so `listTasks` over the open states
+/// answers the same rows at every database size and the scale figure shows the indexes alone.
+fn populate(dir: &Path, n: i64, builds: i64) {
+    use containerbuild::store::cg::{BuildRow, insert_build};
     let store = Store::open(dir).expect("store");
     store
         .write(|tx| -> Result<(), containerbuild::store::StoreError> {
@@ -62,9 +78,59 @@ fn populate(dir: &Path, n: i64) {
                 };
                 create(tx, &t)?;
             }
+            tx.execute(
+                "UPDATE tasks SET state = 2, start_ts = create_ts, completion_ts = create_ts + 60 \
+                 WHERE id <= ?1",
+                [n - OPEN_TASKS],
+            )?;
+            let packages: Vec<i64> = (0..PACKAGES.min(builds.max(1)))
+                .map(|p| containerbuild::store::records::create_package(tx, &format!("app{p}-container")))
+                .collect::<Result<_, _>>()?;
+            for b in 0..builds {
+                let p = (b % packages.len() as i64) as usize;
+                insert_build(
+                    tx,
+                    &BuildRow {
+                        package_id: packages[p],
+                        version: "1.0".into(),
+                        release: format!("{}", b / packages.len() as i64 + 1),
+                        epoch: None,
+                        state: 1,
+                        task_id: Some(b % n.max(1) + 1),
+                        owner,
+                        start_ts: Some(1.0e9),
+                        completion_ts: Some(1.0e9 + 60.0),
+                        source: Some(format!("git://pkgs.example/containers/app{p}#0123456789abcdef0123456789abcdef01234567")),
+                        extra: Some(r#"{"container_koji_task_id": 1, "image": {"autorebuild": false}}"#.into()),
+                        cg_id: None,
+                    },
+                )?;
+            }
             Ok(())
         })
         .expect("populate");
+}
+
+/// Tasks left FREE by [`populate`].
+const OPEN_TASKS: i64 = 1000;
+/// Packages the builds are spread over.
+const PACKAGES: i64 = 1000;
+
+/// The hub's user + system CPU time so far, in seconds (clock ticks from `/proc/PID/stat`):
+/// CPU per call is a figure that holds even when other work shares the cores.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -193,12 +259,28 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let client_counts: Vec<usize> = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8, 32, 128]);
+    let nbuilds: i64 = std::env::var("BENCH_BUILDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
     let dir = tempfile::tempdir().expect("tempdir");
-    populate(dir.path(), ntasks);
+    let t0 = Instant::now();
+    populate(dir.path(), ntasks, nbuilds);
+    let populated = t0.elapsed().as_secs_f64();
     let port = free_port();
     let bin = env!("CARGO_BIN_EXE_containerbuild");
+    // `BENCH_HUB_WRAPPER` runs the hub under a profiler, e.g. `valgrind --tool=callgrind`.
+    let wrapper = std::env::var("BENCH_HUB_WRAPPER").unwrap_or_default();
+    let mut argv: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
+    argv.push(bin.to_string());
     let server = Server(
-        Command::new(bin)
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", &format!("127.0.0.1:{port}"), "--builders", "0"])
@@ -209,7 +291,7 @@ fn main() {
             .expect("spawn hub"),
     );
     let pid = server.0.id();
-    for _ in 0..200 {
+    for _ in 0..2000 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
@@ -221,7 +303,8 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "hub_throughput: {ntasks} tasks in the database, {seconds} s per point, {} cores",
+        "hub_throughput: {ntasks} tasks ({} FREE) and {nbuilds} builds in the database (made in {populated:.1} s), {seconds} s per point, {} cores",
+        OPEN_TASKS.min(ntasks),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -244,6 +327,8 @@ fn main() {
         let q = Struct::new().with("order", "-id").with("limit", 50);
         write_call("listTasks", &[Value::Struct(opts), Value::Struct(q)])
     };
+    let nb = nbuilds.max(1) as usize;
+    let get_build = |c: usize| write_call("getBuild", &[Value::Int(((c * 7919) % nb + 1) as i64)]);
     let multicall = |c: usize| {
         let calls: Vec<Value> = (0..10)
             .map(|i| {
@@ -262,11 +347,17 @@ fn main() {
         ),
         ("listTasks(limit=50, decode)", &list_tasks),
         ("multiCall(10 x getTaskInfo)", &multicall),
+        ("getBuild", &get_build),
     ] {
-        for clients in [1usize, 8, 32, 128] {
+        if !only.is_empty() && !name.starts_with(only.as_str()) {
+            continue;
+        }
+        for &clients in &client_counts {
+            let cpu0 = cpu_seconds(pid);
             let p = rt.block_on(run_point(port, clients, seconds, f));
+            let cpu_us = (cpu_seconds(pid) - cpu0) * 1e6 / (p.calls_per_s * seconds).max(1.0);
             println!(
-                "{name:<30} clients={clients:<4} calls/s={:>9.0}  p50={:>7.3} ms  p99={:>7.3} ms  response={} B",
+                "{name:<30} clients={clients:<4} calls/s={:>9.0}  p50={:>7.3} ms  p99={:>7.3} ms  hub cpu/call={cpu_us:>6.1} us  response={} B",
                 p.calls_per_s, p.p50_ms, p.p99_ms, p.bytes
             );
         }

@@ -130,15 +130,23 @@ const MULTICALL: &[&str] = &["multiCall", "system.multicall"];
 /// Methods a session locked out by another exclusive session may still call.
 const LOCK_EXEMPT: &[&str] = &["exclusiveSession", "login", "logout"];
 
-/// Handles one XML-RPC request body and returns the response document.
+/// A call's response document, or the part of the call that still has to run.
+pub enum Reply {
+    Done(String),
+    /// The handler's [`AfterCommit::then`] (a long poll): it holds no connection, so the server
+    /// runs it outside the hub's call slots; it yields the response document.
+    Later(Box<dyn FnOnce(&Hub) -> String + Send>),
+}
+
+/// Handles one XML-RPC request body.
 pub fn handle(
     hub: &Hub,
     body: &[u8],
     creds: &Credentials,
     peer: Option<std::net::IpAddr>,
-) -> String {
+) -> Reply {
     if body.len() > hub.config.max_request_length {
-        return wire::write_fault(&Fault::generic("Request too long"));
+        return Reply::Done(wire::write_fault(&Fault::generic("Request too long")));
     }
     let call = match wire::parse_call(body) {
         Ok(c) => c,
@@ -147,15 +155,26 @@ pub fn handle(
             let unknown = super::metrics::UNKNOWN_METHOD;
             hub.metrics
                 .record_call(unknown, Some(f.code), Default::default());
-            return wire::write_fault(&f);
+            return Reply::Done(wire::write_fault(&f));
         }
     };
     let started = std::time::Instant::now();
     let name = call.name.clone();
-    let out = run(hub, call, creds, peer);
+    match run(hub, call, creds, peer) {
+        Ok(Flow::Value(v)) => Reply::Done(finish(hub, &name, started, Ok(v))),
+        Ok(Flow::Then(then)) => Reply::Later(Box::new(move |hub: &Hub| {
+            let out = then(hub);
+            finish(hub, &name, started, out)
+        })),
+        Err(f) => Reply::Done(finish(hub, &name, started, Err(f))),
+    }
+}
+
+/// Records the call and writes its response document.
+fn finish(hub: &Hub, name: &str, started: std::time::Instant, out: Result<Value, Fault>) -> String {
     let elapsed = started.elapsed();
     let fault = out.as_ref().err().map(|f| f.code);
-    hub.metrics.record_call(&name, fault, elapsed);
+    hub.metrics.record_call(name, fault, elapsed);
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     match out {
         Ok(v) => {
@@ -169,12 +188,18 @@ pub fn handle(
     }
 }
 
+/// What [`run`] ends with: the answer, or a continuation to run outside the call's transaction.
+enum Flow {
+    Value(Value),
+    Then(Continuation),
+}
+
 fn run(
     hub: &Hub,
     call: MethodCall,
     creds: &Credentials,
     peer: Option<std::net::IpAddr>,
-) -> Result<Value, Fault> {
+) -> Result<Flow, Fault> {
     let MethodCall { name, params } = call;
     let validate = |conn: &Connection| -> Result<Auth, Fault> {
         let auth = Auth::validate(conn, &hub.config, creds, peer, &name)?;
@@ -187,7 +212,7 @@ fn run(
         Ok(auth)
     };
     if MULTICALL.contains(&name.as_str()) {
-        return multicall(hub, &validate, params);
+        return multicall(hub, &validate, params).map(Flow::Value);
     }
     let m = hub
         .registry
@@ -214,10 +239,10 @@ fn run(
     if after.assigned {
         hub.signal.notify();
     }
-    match after.then {
-        Some(then) => then(hub),
-        None => Ok(v),
-    }
+    Ok(match after.then {
+        Some(then) => Flow::Then(then),
+        None => Flow::Value(v),
+    })
 }
 
 /// Runs a read method for an anonymous caller, as kojiweb reads through the API: the web pages

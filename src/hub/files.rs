@@ -121,9 +121,14 @@ pub async fn serve(
     if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n").into_response();
     }
-    let stream = tokio_util::io::ReaderStream::new(file.take(len));
+    // Image archives are GBs: the default 4 KiB chunk meant one blocking-pool read per 4 KiB
+    // (4.3 CPU-s per GiB in the transfer bench).
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK);
     (status, resp_headers, Body::from_stream(stream)).into_response()
 }
+
+/// Bytes per read when streaming a file out.
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,8 @@ pub struct Hub {
     pub uploads: upload::Locks,
     /// What `GET /metrics` reports besides the store's counts.
     pub metrics: metrics::Metrics,
+    /// XML-RPC calls running at once (one read connection or the writer each); others queue.
+    pub call_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Hub {
@@ -46,6 +48,9 @@ impl Hub {
             signal: scheduler::Signal::default(),
             uploads: upload::Locks::default(),
             metrics,
+            call_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                crate::store::default_max_readers(),
+            )),
         })
     }
 

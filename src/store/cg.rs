@@ -132,27 +132,27 @@ pub struct BuildRow {
 /// Inserts a new build (Koji's `new_build` without an existing N-V-R); returns its id.
 pub fn insert_build(conn: &Connection, b: &BuildRow) -> Result<i64> {
     let ev = new_event(conn)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO builds (package_id, version, release, epoch, state, task_id, owner, \
          create_event, creation_ts, start_ts, completion_ts, source, extra, cg_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            b.package_id,
-            b.version,
-            b.release,
-            b.epoch,
-            b.state,
-            b.task_id,
-            b.owner,
-            ev,
-            now_ts(),
-            b.start_ts,
-            b.completion_ts,
-            b.source,
-            b.extra,
-            b.cg_id
-        ],
-    )?;
+    )?
+    .execute(params![
+        b.package_id,
+        b.version,
+        b.release,
+        b.epoch,
+        b.state,
+        b.task_id,
+        b.owner,
+        ev,
+        now_ts(),
+        b.start_ts,
+        b.completion_ts,
+        b.source,
+        b.extra,
+        b.cg_id
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -254,6 +254,7 @@ pub const BTYPES: View = View {
     fields: &[("id", "bt.id"), ("name", "bt.name")],
     hidden: &[],
     default_order: "bt.id",
+    key: None,
 };
 
 pub fn create_btype(conn: &Connection, name: &str) -> Result<i64> {
@@ -395,6 +396,7 @@ pub const BUILDROOTS: View = View {
     ],
     hidden: &[],
     default_order: "br.id",
+    key: None,
 };
 
 /// Only buildroots that used RPM `rpm_id`.
@@ -614,6 +616,7 @@ pub const IMAGE_RPMS: View = View {
     ],
     hidden: &[("image_id", "r.image_id")],
     default_order: "r.id < 0, abs(r.id)",
+    key: None,
 };
 
 /// `listRPMs(componentBuildrootID=...)`: RPMs used in a buildroot, with Koji's two extra fields.
@@ -645,6 +648,7 @@ pub const BUILDROOT_RPMS: View = View {
     ],
     hidden: &[],
     default_order: "r.id",
+    key: None,
 };
 
 /// `listArchives(componentBuildrootID=...)`: archives used in a buildroot, with Koji's two
@@ -675,6 +679,7 @@ pub const BUILDROOT_ARCHIVES: View = View {
     ],
     hidden: &[],
     default_order: "a.id",
+    key: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -264,6 +264,7 @@ pub const TASK_RUNS: View = View {
     ],
     hidden: &[],
     default_order: "r.id",
+    key: None,
 };
 
 /// Koji's `TaskRefusalsQuery` fields.
@@ -288,6 +289,7 @@ pub const TASK_REFUSALS: View = View {
     ],
     hidden: &[],
     default_order: "r.id",
+    key: None,
 };
 
 /// Koji's `LogMessagesQuery` fields.
@@ -310,4 +312,5 @@ pub const LOG_MESSAGES: View = View {
     ],
     hidden: &[],
     default_order: "m.id",
+    key: None,
 };

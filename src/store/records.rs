@@ -161,6 +161,7 @@ pub const TAGS: View = View {
     ],
     hidden: &[],
     default_order: "t.id",
+    key: None,
 };
 
 /// `getTag`: the tag fields, then `extra` (JSON text), as Koji appends it.
@@ -179,6 +180,7 @@ pub const TAG_CONFIG: View = View {
     ],
     hidden: &[],
     default_order: "t.id",
+    key: None,
 };
 
 /// `listTags(package=..)`: tags listing a package, with the listing's owner and flags.
@@ -201,6 +203,7 @@ pub const TAGS_BY_PACKAGE: View = View {
     ],
     hidden: &[("package_id", "tp.package_id")],
     default_order: "t.id",
+    key: None,
 };
 
 /// Only tags the build is tagged into.
@@ -563,6 +566,7 @@ pub const TARGETS: View = View {
     ],
     hidden: &[],
     default_order: "bt.id",
+    key: None,
 };
 
 pub fn create_target(conn: &Connection, name: &str, build_tag: i64, dest_tag: i64) -> Result<i64> {
@@ -604,6 +608,7 @@ pub const PACKAGES: View = View {
     fields: &[("package_id", "pk.id"), ("package_name", "pk.name")],
     hidden: &[],
     default_order: "pk.id",
+    key: None,
 };
 
 /// Package listings of tags (`readPackageList`).
@@ -622,6 +627,7 @@ pub const TAG_PACKAGES: View = View {
     ],
     hidden: &[],
     default_order: "pk.name, t.id",
+    key: None,
 };
 
 pub fn create_package(conn: &Connection, name: &str) -> Result<i64> {
@@ -749,6 +755,7 @@ pub const CHANNELS: View = View {
     ],
     hidden: &[],
     default_order: "c.id",
+    key: None,
 };
 
 /// Only the channels a host is subscribed to.
@@ -840,6 +847,7 @@ pub const HOSTS: View = View {
     ],
     hidden: &[],
     default_order: "h.id",
+    key: None,
 };
 
 /// Only hosts subscribed to a channel.
@@ -981,6 +989,7 @@ pub const BUILDS: View = View {
     ],
     hidden: &[],
     default_order: "b.id",
+    key: None,
 };
 
 /// `listTagged`: tagged builds with the tag and the tagging event.
@@ -1019,6 +1028,7 @@ pub const TAGGED: View = View {
     ],
     hidden: &[],
     default_order: "tl.create_event DESC, b.id DESC",
+    key: None,
 };
 
 /// Only builds of a build type: builds with archives of that btype, or with RPMs for `rpm`, or
@@ -1165,6 +1175,7 @@ pub const VOLUMES: View = View {
     fields: &[("id", "vol.id"), ("name", "vol.name")],
     hidden: &[],
     default_order: "vol.id",
+    key: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1195,6 +1206,7 @@ pub const ARCHIVES: View = View {
     ],
     hidden: &[],
     default_order: "a.id",
+    key: None,
 };
 
 /// Only the archives that are components of archive `image_id`.
@@ -1232,6 +1244,7 @@ pub const RPMS: View = View {
     ],
     hidden: &[],
     default_order: "r.id",
+    key: None,
 };
 
 /// Only the RPMs that are components of archive `image_id`.

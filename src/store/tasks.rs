@@ -51,6 +51,7 @@ pub const TASK_VIEW: View = View {
     fields: TASK_FIELDS,
     hidden: &[("request", "t.request"), ("result", "t.result")],
     default_order: "t.id",
+    key: Some("t.id"),
 };
 
 /// `listTasks`: the task fields plus request, result, owner name and type.
@@ -80,6 +81,7 @@ pub const LIST_VIEW: View = View {
     ],
     hidden: &[],
     default_order: "t.id",
+    key: Some("t.id"),
 };
 
 /// What a new task needs; everything else starts as Koji starts it (FREE, no host).
@@ -97,9 +99,11 @@ pub struct NewTask {
 }
 
 pub fn create(conn: &Connection, t: &NewTask) -> Result<i64> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO tasks (state, create_ts, channel_id, parent, label, owner, method, arch, priority, request) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(
         params![FREE, now_ts(), t.channel_id, t.parent, t.label, t.owner, t.method, t.arch, t.priority, t.request_xml],
     )?;
     Ok(conn.last_insert_rowid())
@@ -583,6 +587,7 @@ pub const ASSIGNED_VIEW: View = View {
     ],
     hidden: &[],
     default_order: "t.priority, t.create_ts",
+    key: None,
 };
 
 /// `(id, waiting, weight)` of the tasks OPEN on a host.
