@@ -2,6 +2,7 @@
 #
 #   make test   system deps + stock koji CLI in .venv, release build, all tests
 #   make lint   rustfmt and clippy, warnings are errors
+#   make bench  every benchmark of the performance suite (BENCHMARKS.md), report in target/bench/
 #   make demo       hub + builder, registry and git daemon on 127.0.0.1 with state in .demo; builds
 #                   the fixture container with the stock koji CLI and leaves the services running
 #   make demo-stop  stop them (by pid file)
@@ -12,10 +13,13 @@ KOJI_BIN     := $(VENV)/bin/koji
 BIN          := target/release/containerbuild
 TEST_THREADS ?= 2
 
-.PHONY: test lint demo demo-stop deps venv build
+.PHONY: test lint bench demo demo-stop deps venv build
 
 test: deps venv build
 	KOJI_BIN=$(KOJI_BIN) cargo test --release --no-fail-fast -- --test-threads=$(TEST_THREADS)
+
+bench: deps
+	@scripts/bench.sh
 
 lint:
 	cargo fmt --check

@@ -5,7 +5,7 @@
 //! 2. live logs: a line written by a running task (each `sleep.log` line carries the time it was
 //!    written) -> first returned by `downloadTaskOutput`, polled every `POLL_MS`.
 //!
-//! Run: `cargo bench --bench builder_latency` (env `BENCH_TASKS`, default 100).
+//! Run: `cargo bench --bench builder_latency` (env `BENCH_TASKS`, default 200).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -173,7 +173,7 @@ fn main() {
     let n: usize = std::env::var("BENCH_TASKS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(200);
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = env!("CARGO_BIN_EXE_containerbuild");
     let mut add = Command::new(bin)
