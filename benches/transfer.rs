@@ -15,8 +15,8 @@
 //! - rawUpload, builder client: `KojiClient::raw_upload` in 4 MiB chunks, as the builder's
 //!   `TaskContext::upload_file` sends task output (one POST per chunk, adler32 of each chunk
 //!   checked on both sides); then fsync of the file the hub wrote;
-//! - download: `GET /kojifiles/work/bench-download/<file>` (the same file, hard-linked into the
-//!   hub's topdir) over a plain HTTP/1.1 connection, body written to a file; then fsync.
+//! - download: `GET /kojifiles/` of the same file, hard-linked under the topdir's `work` directory
+//!   (`bench-download/`), over a plain HTTP/1.1 connection, body written to a file; then fsync.
 //!
 //! The source file is page-cached (it was just written), as for every variant. Variants take
 //! turns, one of each per round; figures are medians; MB = 10^6 bytes. The hub's VmHWM (peak
