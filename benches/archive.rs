@@ -31,6 +31,10 @@
 //! `BENCH_RUNS` = rounds (default 3), `BENCH_THREADS` = threads of the parallel variant (default
 //! the machine's parallelism), `BENCH_LEVEL` = our gzip level (default the builder's, 1).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
+
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -292,16 +296,6 @@ fn run_case(case: &mut Case, input: &Path, level: u32) {
             assert!(status.success(), "{program} {args:?} failed: {status}");
             case.size = std::fs::metadata(&case.out).map(|m| m.len()).unwrap_or(0);
         }
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
     }
 }
 

@@ -30,8 +30,12 @@
 //! `CONTAINERBUILD_BIN` overrides the binary (default: the release `containerbuild` cargo builds
 //! for the bench).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{free_port, median};
+
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -139,13 +143,6 @@ fn missing_requirements(bin: &Path) -> Vec<String> {
         missing.push("root (buildah with vfs and chroot isolation runs as root)".to_owned());
     }
     missing
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
 }
 
 fn tail(path: &Path) -> String {
@@ -466,19 +463,6 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".to_owned())
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 fn min_max(v: &[f64]) -> (f64, f64) {

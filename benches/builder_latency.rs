@@ -7,8 +7,12 @@
 //!
 //! Run: `cargo bench --bench builder_latency` (env `BENCH_TASKS`, default 200).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::Server;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -17,15 +21,6 @@ use containerbuild::xmlrpc::time::parse_iso;
 use containerbuild::xmlrpc::{Struct, Value};
 
 const POLL_MS: u64 = 10;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn now() -> f64 {
     SystemTime::now()

@@ -8,9 +8,12 @@
 //! name starts with it; `BENCH_CLIENTS` = comma-separated client counts; `BENCH_HUB_WRAPPER` = a
 //! command to run the hub under, e.g. `valgrind --tool=callgrind`).
 
-use std::net::TcpListener;
+#[path = "common/mod.rs"]
+mod common;
+use common::{Server, cpu_seconds, free_port, status_kib};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use containerbuild::store::Store;
@@ -19,31 +22,6 @@ use containerbuild::xmlrpc::wire::write_call;
 use containerbuild::xmlrpc::{Struct, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-struct Server(Child);
-
-impl Drop for Server {
-    /// SIGTERM first, so a profiler wrapping the hub writes its data; SIGKILL after 30 s.
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// `n` `buildContainer` tasks and `builds` builds. Only the newest `OPEN_TASKS` tasks stay
 /// FREE; older ones are CLOSED, as on a long-lived hub, so `listTasks` over the open states
@@ -115,34 +93,6 @@ fn populate(dir: &Path, n: i64, builds: i64) {
 const OPEN_TASKS: i64 = 1000;
 /// Packages the builds are spread over.
 const PACKAGES: i64 = 1000;
-
-/// The hub's user + system CPU time so far, in seconds (clock ticks from `/proc/PID/stat`):
-/// CPU per call is a figure that holds even when other work shares the cores.
-fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1.to_string();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
 
 /// One keep-alive HTTP/1.1 connection sending the same POST repeatedly.
 async fn one_call(
@@ -309,7 +259,7 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    println!("rss idle: {} KiB", rss_kib(pid, "VmRSS:"));
+    println!("rss idle: {} KiB", status_kib(pid, "VmRSS:"));
     let n = ntasks.max(1) as usize;
     let get_task_info = |c: usize| {
         let mut kw = Struct::new();
@@ -364,8 +314,8 @@ fn main() {
     }
     println!(
         "rss after load: {} KiB (peak {} KiB)",
-        rss_kib(pid, "VmRSS:"),
-        rss_kib(pid, "VmHWM:")
+        status_kib(pid, "VmRSS:"),
+        status_kib(pid, "VmHWM:")
     );
     drop(server);
 }

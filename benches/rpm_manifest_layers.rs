@@ -27,6 +27,10 @@
 //! for the bench). Needs root, buildah, skopeo, docker-registry, git, rpm, rpmbuild, dash and
 //! busybox-static; without them it says what is missing and exits 0.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
+
 #[path = "../tests/common/fixtures.rs"]
 mod fixtures;
 
@@ -86,19 +90,6 @@ fn missing_requirements(bin: &Path) -> Vec<String> {
         missing.push("root (buildah with vfs and chroot isolation runs as root)".to_owned());
     }
     missing
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 fn min_max(v: &[f64]) -> (f64, f64) {

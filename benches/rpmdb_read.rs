@@ -17,6 +17,10 @@
 //! Run: `cargo bench --bench rpmdb_read` (env `BENCH_RUNS`, default 20, at least 3). Needs `rpm`
 //! (and `rpmbuild` for the generated database); without them it says so and exits 0.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,11 +57,6 @@ const INSTALL_BATCH: usize = 500;
 
 /// rpm's sqlite backend, whatever the host's default.
 const SQLITE: [&str; 2] = ["--define", "_db_backend sqlite"];
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 /// Runs `cmd`; panics with its stderr unless it succeeds.
 fn run(cmd: &mut Command) -> Output {
@@ -210,11 +209,7 @@ fn bench_db(label: &str, src: &Path, expected: Option<usize>, runs: usize) {
     let rpm_out = String::from_utf8(last_out).expect("rpm output is UTF-8");
     compare_with_rpm(label, &last_pkgs, &rpm_out);
 
-    let (n, f, r) = (
-        median(&mut native),
-        median(&mut with_files),
-        median(&mut by_rpm),
-    );
+    let (n, f, r) = (median(&native), median(&with_files), median(&by_rpm));
     println!(
         "{label}: {read} packages ({components} components), rpm median {:.2} ms, ours median \
          {:.2} ms (with file lists {:.2} ms), ratio {:.1}x, target >= 10x: {}",

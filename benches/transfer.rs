@@ -28,11 +28,15 @@
 //! Run: `cargo bench --bench transfer`. Environment: `BENCH_MB` = file size in MiB (default
 //! 1024), `BENCH_RUNS` = rounds (default 3).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{Server, cpu_seconds, free_port, median, status_kib};
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use containerbuild::builder::client::{KojiClient, RetryPolicy};
@@ -46,29 +50,12 @@ const DOWNLOAD_DIR: &str = "bench-download";
 /// `statfs` magic of tmpfs.
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
-/// The hub process: killed by its pid and reaped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn is_tmpfs(p: &Path) -> bool {
@@ -88,37 +75,6 @@ fn is_tmpfs(p: &Path) -> bool {
 fn sync_all_files() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
-}
-
-/// `VmHWM` and `VmRSS` of `pid` in KiB.
-fn mem_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let get = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (get("VmHWM:"), get("VmRSS:"))
-}
-
-/// User + system CPU seconds `pid` has used (`/proc/<pid>/stat`).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which ends with the last ')': state is the first,
-    // utime the 12th and stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // SAFETY: sysconf has no memory effects.
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    f.iter().sum::<f64>() / tck
 }
 
 /// Writes `len` random bytes to `path` (fsynced); returns their adler32 as the hub reports it.
@@ -292,16 +248,6 @@ struct Variant {
     hub_cpu: Vec<f64>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
 fn main() {
     let mib = env_num("BENCH_MB", 1024) as u64;
     let runs = env_num("BENCH_RUNS", 3);
@@ -388,7 +334,7 @@ fn main() {
     let dl_rel = format!("work/{DOWNLOAD_DIR}/source.bin");
     let up_dir = topdir.join("work").join(UPLOAD_DIR);
 
-    let (hwm0, rss0) = mem_kib(pid);
+    let (hwm0, rss0) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"));
     println!("hub {pid} before any transfer: VmHWM {hwm0} KiB, VmRSS {rss0} KiB");
 
     let mut variants: Vec<Variant> = [
@@ -410,7 +356,7 @@ fn main() {
         for i in 0..n {
             let k = (i + round) % n;
             sync_all_files();
-            let (hwm_before, _) = mem_kib(pid);
+            let (hwm_before, _) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"));
             let cpu_before = cpu_seconds(pid);
             let name = format!("r{round}-v{k}.bin");
             let t0 = Instant::now();
@@ -443,7 +389,7 @@ fn main() {
             };
             let secs = t0.elapsed().as_secs_f64();
             let hub_cpu = cpu_seconds(pid) - cpu_before;
-            let (hwm_after, rss_after) = mem_kib(pid);
+            let (hwm_after, rss_after) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"));
             let got = std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0);
             assert_eq!(got, len, "{}: wrong size", variants[k].label);
             if round == 0 && k != 0 {
@@ -494,7 +440,7 @@ fn main() {
             growth
         );
     }
-    let (hwm1, rss1) = mem_kib(pid);
+    let (hwm1, rss1) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"));
     println!(
         "hub VmHWM {hwm0} -> {hwm1} KiB over all transfers ({:.1} MB moved through it); VmRSS now {rss1} KiB",
         (3 * runs) as f64 * len as f64 / 1e6

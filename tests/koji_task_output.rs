@@ -14,6 +14,7 @@ use common::assert_contains;
 use std::path::PathBuf;
 
 use common::{ADMIN, Hub, header, raw_http};
+use containerbuild::hub::task_relpath;
 use containerbuild::store::users::{self, UserRef};
 use containerbuild::store::{Store, StoreError, records, tasks};
 use containerbuild::xmlrpc::wire::{write_call, write_fault, write_response};
@@ -160,10 +161,7 @@ fn set_open(hub: &Hub, id: i64) {
 }
 
 fn task_dir(hub: &Hub, id: i64) -> PathBuf {
-    hub.data_dir()
-        .join("topdir/work/tasks")
-        .join((id % 10000).to_string())
-        .join(id.to_string())
+    hub.data_dir().join("topdir").join(task_relpath(id))
 }
 
 /// A few KB of log text.
@@ -280,7 +278,7 @@ expect(koji.GenericError, 'no file "sub/dir" output by task %d' % ID, s.download
     assert_contains(&out, "nested log line\n", "watch-logs nested log");
 
     // /kojifiles serves the same bytes, with HEAD and ranges.
-    let rel = format!("/kojifiles/work/tasks/{}/{id}/x86_64.log", id % 10000);
+    let rel = format!("/kojifiles/{}/x86_64.log", task_relpath(id));
     let (status, headers, body) =
         raw_http(hub.addr(), "HEAD", &rel, &[], b"").expect("HEAD kojifiles");
     assert_eq!(status, 200);
@@ -317,16 +315,21 @@ expect(koji.GenericError, 'no file "sub/dir" output by task %d' % ID, s.download
 
     // Nothing outside the topdir is reachable; the database sits right next to it.
     assert!(hub.data_dir().join("containerbuild.sqlite").exists());
+    // From the task's directory, four levels below the topdir, five `..` reach the data dir.
+    let dir = task_relpath(id);
     for escape in [
-        "/kojifiles/../containerbuild.sqlite",
-        "/kojifiles/work/../../containerbuild.sqlite",
-        "/kojifiles/%2e%2e/containerbuild.sqlite",
-        "/kojifiles/..%2fcontainerbuild.sqlite",
-        "/kojifiles/work/%2e%2e%2f%2e%2e%2fcontainerbuild.sqlite",
-        "/kojifiles//etc/passwd",
-        "/kojifiles/work/tasks",
+        "/kojifiles/../containerbuild.sqlite".to_string(),
+        format!("/kojifiles/{dir}/../../../../../containerbuild.sqlite"),
+        "/kojifiles/%2e%2e/containerbuild.sqlite".to_string(),
+        "/kojifiles/..%2fcontainerbuild.sqlite".to_string(),
+        format!(
+            "/kojifiles/{dir}/{}containerbuild.sqlite",
+            "%2e%2e%2f".repeat(5)
+        ),
+        "/kojifiles//etc/passwd".to_string(),
+        format!("/kojifiles/{dir}"),
     ] {
-        let (status, _, body) = hub.raw_get(escape);
+        let (status, _, body) = hub.raw_get(&escape);
         assert_eq!(
             status, 404,
             "{escape} must be 404, got {status}: {body:.200}"

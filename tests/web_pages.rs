@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Hub, assert_contains, header, result_json};
+use containerbuild::hub::task_relpath;
 
 const SCRIPT_RAW: &str = "<script>alert(1)</script>";
 const SCRIPT_ESC: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
@@ -180,11 +181,7 @@ print('RESULT ' + json.dumps({{'free': free, 'open': open_, 'closed': closed, 'c
     assert_contains(&body, "\"name\":\"x86_64.log\"", "log config");
     assert_contains(
         &body,
-        &format!(
-            "/kojifiles/work/tasks/{}/{}/x86_64.log",
-            id("open") % 10000,
-            id("open")
-        ),
+        &format!("/kojifiles/{}/x86_64.log", task_relpath(id("open"))),
         "output link",
     );
 
@@ -638,11 +635,7 @@ print('RESULT ' + json.dumps({{'parent': parent, 'child': child}}))
              "warnings": [IMG_RAW]}
         ]
     });
-    let dir = hub
-        .data_dir()
-        .join("topdir/work/tasks")
-        .join((child % 10000).to_string())
-        .join(child.to_string());
+    let dir = hub.data_dir().join("topdir").join(task_relpath(child));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("x86_64-rpm-manifest.json"),
@@ -767,8 +760,8 @@ print('RESULT ' + json.dumps({{'build': b['id'], 'archive': a['id']}}))
     assert_contains(
         layers,
         &format!(
-            "/kojifiles/work/tasks/{}/{child}/x86_64-rpm-manifest.json",
-            child % 10000
+            "/kojifiles/{}/x86_64-rpm-manifest.json",
+            task_relpath(child)
         ),
         "report link",
     );

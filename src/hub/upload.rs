@@ -1,4 +1,4 @@
-//! File uploads into the hub's work directory (`<topdir>/work/<filepath>/<filename>`), Koji's
+//! File uploads into the hub's work directory (`<filepath>/<filename>` under the topdir's `work`), Koji's
 //! three ways: the streaming `rawUpload` (`POST /kojihub?filename=..&filepath=..` with an
 //! `application/octet-stream` body), the legacy base64 `uploadFile`, and `checkUpload`.
 //!
