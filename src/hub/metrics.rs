@@ -17,7 +17,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::store::metrics::{Snapshot, build_state_name};
+use crate::store::metrics::Snapshot;
+use crate::store::records::build_state_name;
 use crate::store::tasks::{self, Canceled, Timing};
 use crate::store::{self as store_mod, now_ts};
 use crate::xmlrpc::Value;

@@ -78,18 +78,6 @@ pub fn active_sessions(conn: &Connection, now: f64, session_timeout: Option<f64>
     })
 }
 
-/// Koji's `BUILD_STATES` names.
-pub fn build_state_name(state: i64) -> &'static str {
-    match state {
-        0 => "BUILDING",
-        1 => "COMPLETE",
-        2 => "DELETED",
-        3 => "FAILED",
-        4 => "CANCELED",
-        _ => "UNKNOWN",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

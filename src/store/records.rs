@@ -19,6 +19,18 @@ pub const BUILD_BUILDING: i64 = 0;
 pub const BUILD_COMPLETE: i64 = 1;
 pub const BUILD_DELETED: i64 = 2;
 
+/// `koji.BUILD_STATES` names.
+pub fn build_state_name(state: i64) -> &'static str {
+    match state {
+        0 => "BUILDING",
+        1 => "COMPLETE",
+        2 => "DELETED",
+        3 => "FAILED",
+        4 => "CANCELED",
+        _ => "UNKNOWN",
+    }
+}
+
 /// How callers name a record: by id or by name (Koji's `name_or_id_clause`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ref<'a> {

@@ -5,6 +5,9 @@
 
 use std::fmt::Write as _;
 
+pub use crate::store::records::build_state_name;
+pub use crate::store::tasks::state_name as task_state_name;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::xmlrpc::{Struct, Value};
@@ -98,19 +101,6 @@ pub fn layout(title: &str, body: &str) -> String {
     )
 }
 
-/// Koji's task state names (`koji.TASK_STATES`).
-pub fn task_state_name(state: i64) -> &'static str {
-    match state {
-        0 => "FREE",
-        1 => "OPEN",
-        2 => "CLOSED",
-        3 => "CANCELED",
-        4 => "ASSIGNED",
-        5 => "FAILED",
-        _ => "UNKNOWN",
-    }
-}
-
 /// The state number of a task state name (case-insensitive), or of a number.
 pub fn task_state_number(name: &str) -> Option<i64> {
     let n = name.trim();
@@ -123,18 +113,6 @@ pub fn task_state_number(name: &str) -> Option<i64> {
 /// Whether a task state is final (CLOSED, CANCELED, FAILED).
 pub fn task_state_final(state: i64) -> bool {
     matches!(state, 2 | 3 | 5)
-}
-
-/// Koji's build state names (`koji.BUILD_STATES`).
-pub fn build_state_name(state: i64) -> &'static str {
-    match state {
-        0 => "BUILDING",
-        1 => "COMPLETE",
-        2 => "DELETED",
-        3 => "FAILED",
-        4 => "CANCELED",
-        _ => "UNKNOWN",
-    }
 }
 
 /// `<span class="state-x">NAME</span>`, with an optional id.

@@ -639,15 +639,11 @@ fn str_field(s: &Struct, k: &str) -> String {
     s.get(k).map(pystr).unwrap_or_default()
 }
 
-/// Koji's `BUILD_STATES` names.
+/// Koji's `BUILD_STATES` name, or the number when it has none.
 fn state_name(state: i64) -> String {
-    match state {
-        0 => "BUILDING".into(),
-        1 => "COMPLETE".into(),
-        2 => "DELETED".into(),
-        3 => "FAILED".into(),
-        4 => "CANCELED".into(),
-        other => other.to_string(),
+    match crate::store::records::build_state_name(state) {
+        "UNKNOWN" => state.to_string(),
+        name => name.to_string(),
     }
 }
 
