@@ -70,6 +70,15 @@ pub struct Store {
     max_readers: usize,
 }
 
+/// Frees a read slot when dropped; disarmed with `mem::forget` once the connection is returned.
+struct SlotGuard<'s>(&'s Store);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.give_back(None);
+    }
+}
+
 /// Idle read connections and how many exist in all (idle + lent out).
 struct ReadPool {
     idle: Vec<Connection>,
@@ -172,7 +181,11 @@ impl Store {
                 }
             },
         };
+        // If `f` panics the guard frees the slot (the connection is dropped with the unwinding):
+        // a lost slot would leave later readers waiting forever once all were lost.
+        let guard = SlotGuard(self);
         let out = f(&conn);
+        std::mem::forget(guard);
         self.give_back(Some(conn));
         out
     }
@@ -186,7 +199,7 @@ impl Store {
         Ok(c)
     }
 
-    /// Returns a lent connection (or, when opening one failed, its slot) and wakes one waiter.
+    /// Returns a lent connection (or, when there is none to keep, its slot) and wakes one waiter.
     fn give_back(&self, conn: Option<Connection>) {
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         match conn {
@@ -270,5 +283,25 @@ pub fn last_event(conn: &Connection, before: Option<f64>) -> Result<Option<(i64,
         Ok(v) => Ok(Some(v)),
         Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that panics gives its slot back: with one slot, the next read still runs.
+    #[test]
+    fn panicking_reader_frees_its_slot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_with_readers(dir.path(), 1).expect("store");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<()> = store.read(|_| panic!("handler bug"));
+        }));
+        assert!(r.is_err());
+        let n: i64 = store
+            .read(|c| Ok::<_, StoreError>(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .expect("read after the panic");
+        assert_eq!(n, 1);
     }
 }
