@@ -173,6 +173,11 @@ impl Hub {
         }
     }
 
+    /// The hub process's pid while it runs (for RSS sampling or a hard kill by pid).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
