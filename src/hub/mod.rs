@@ -9,6 +9,7 @@ pub mod methods;
 pub mod metrics;
 pub mod scheduler;
 pub mod server;
+pub mod tls;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -100,6 +101,10 @@ impl From<StoreError> for Fault {
     fn from(e: StoreError) -> Fault {
         match e {
             StoreError::Conflict(m) | StoreError::NotFound(m) => Fault::generic(m),
+            e @ StoreError::DiskFull(_) => {
+                tracing::warn!(error = %e, "write refused: disk full");
+                Fault::generic(e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Fault::internal(other)

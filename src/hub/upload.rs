@@ -149,6 +149,15 @@ impl Locks {
 }
 
 fn io_fault(what: &str, path: &Path, e: std::io::Error) -> Fault {
+    if crate::store::io_is_disk_full(&e) {
+        // The client can do nothing but wait: say so, rather than "write failed".
+        tracing::warn!(path = %path.display(), error = %e, "upload: {what} refused, disk full");
+        return Fault::generic(format!(
+            "the hub's disk is full: {what} failed for {} ({e}); free space in the hub's data \
+             directory, then retry the upload",
+            path.display()
+        ));
+    }
     tracing::error!(path = %path.display(), error = %e, "upload: {what} failed");
     Fault::generic(format!("{what} failed for {}: {e}", path.display()))
 }
@@ -230,8 +239,12 @@ pub fn upload_path(
             let u_fn = udir.join(".user");
             match OpenOptions::new().write(true).create_new(true).open(&u_fn) {
                 Ok(mut f) => {
-                    f.write_all(uid.to_string().as_bytes())
-                        .map_err(|e| io_fault("write", &u_fn, e))?;
+                    if let Err(e) = f.write_all(uid.to_string().as_bytes()) {
+                        // An empty owner file would refuse this user's every later upload
+                        // here ("not owner"), e.g. after a full disk got space again.
+                        let _ = std::fs::remove_file(&u_fn);
+                        return Err(io_fault("write", &u_fn, e));
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner =
@@ -519,13 +532,17 @@ async fn raw_upload(
         if let Some(v) = verifier.as_mut() {
             v.update(&data);
         }
-        tryf!(
-            file.write_all(&data)
-                .await
-                .map_err(|e| io_fault("write", &path, e))
-        );
+        if let Err(e) = file.write_all(&data).await {
+            // Cut off the part of this request that did land, so the file ends where this
+            // request started: a retry at the same offset, or `checkUpload`, sees no torn tail.
+            let _ = file.set_len(start).await;
+            return Ok(Err(io_fault("write", &path, e)));
+        }
     }
-    tryf!(file.flush().await.map_err(|e| io_fault("write", &path, e)));
+    if let Err(e) = file.flush().await {
+        let _ = file.set_len(start).await;
+        return Ok(Err(io_fault("write", &path, e)));
+    }
     if !overwrite {
         let flen = tryf!(
             file.metadata()

@@ -31,7 +31,15 @@ pub const DB_FILE: &str = "containerbuild.sqlite";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The filesystem holding the database has no room left (`SQLITE_FULL`). SQLite rolled the
+    /// transaction back, so nothing is half-written; callers get a message an operator can act
+    /// on instead of an internal error, and the same call succeeds once space is freed.
+    #[error(
+        "the hub's disk is full: cannot write its database ({0}); free space in the hub's data \
+         directory, then retry"
+    )]
+    DiskFull(String),
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -46,6 +54,27 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        if is_disk_full(&e) {
+            return StoreError::DiskFull(e.to_string());
+        }
+        StoreError::Sqlite(e)
+    }
+}
+
+/// True for SQLite's "database or disk is full" (SQLite's unix layer maps ENOSPC to it).
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// True for an I/O error that means the filesystem is full (ENOSPC, or EDQUOT: a quota is the
+/// same situation for the caller).
+pub fn io_is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || e.kind() == std::io::ErrorKind::StorageFull
+}
 
 /// A column value as SQLite returned it.
 #[derive(Debug, Clone, PartialEq)]
