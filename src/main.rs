@@ -68,6 +68,24 @@ struct ContainerArgs {
     allowed_scms: Option<String>,
 }
 
+/// The buildah storage root of a builder: `--buildah-root`, or its own below its work directory.
+fn buildah_root(c: &ContainerArgs, workdir: &std::path::Path) -> PathBuf {
+    c.buildah_root
+        .clone()
+        .unwrap_or_else(|| workdir.join("buildah"))
+}
+
+/// The buildah storage the daemon cleans of a killed run's leftovers at start (container
+/// builders only).
+fn buildah_storage(
+    c: &ContainerArgs,
+    workdir: &std::path::Path,
+) -> Option<containerbuild::build::engine::BuildahConfig> {
+    c.registry.as_ref().map(|_| {
+        containerbuild::build::engine::BuildahConfig::with_state_dir(&buildah_root(c, workdir))
+    })
+}
+
 /// The handlers of a builder with these settings.
 fn handler_registry(c: &ContainerArgs, workdir: &std::path::Path) -> Result<Registry, String> {
     let Some(host_port) = c.registry.as_deref() else {
@@ -82,10 +100,7 @@ fn handler_registry(c: &ContainerArgs, workdir: &std::path::Path) -> Result<Regi
         c.registry_authfile.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let root = c
-        .buildah_root
-        .clone()
-        .unwrap_or_else(|| workdir.join("buildah"));
+    let root = buildah_root(c, workdir);
     let mut buildah = containerbuild::build::engine::BuildahConfig::with_state_dir(&root);
     buildah.isolation =
         containerbuild::build::engine::Isolation::parse(&c.isolation).ok_or_else(|| {
@@ -345,10 +360,11 @@ fn serve(
         ));
         let builders_stop = CancellationToken::new();
         let mut running = Vec::new();
-        for b in embedded {
+        for mut b in embedded {
             let token = builders_stop.clone();
             let name = b.user.clone();
             let handlers = handler_registry(&container, &b.workdir)?;
+            b.buildah = buildah_storage(&container, &b.workdir);
             running.push(tokio::spawn(async move {
                 if let Err(e) = daemon::run(b, handlers, token).await {
                     tracing::error!(builder = %name, error = %e, "embedded builder stopped");
@@ -462,6 +478,7 @@ async fn provision_builders(
             poll_interval: Duration::from_secs(5),
             // The password was just replaced, so no other daemon can hold this host's session.
             force_lock: true,
+            buildah: None,
         });
     }
     Ok(out)
@@ -509,6 +526,7 @@ fn builder(
     let workdir = workdir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("containerbuild-builder-{user}")));
     let handlers = handler_registry(&container, &workdir)?;
+    let buildah = buildah_storage(&container, &workdir);
     let cfg = DaemonConfig {
         hub_url: hub,
         user,
@@ -517,6 +535,7 @@ fn builder(
         workdir,
         poll_interval: Duration::from_secs_f64(poll_interval),
         force_lock,
+        buildah,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -161,6 +161,41 @@ pub struct BuildahConfig {
     pub pull: PullPolicy,
     /// SIGTERM -> SIGKILL delay.
     pub kill_grace: Duration,
+    /// How a push to a registry is retried.
+    pub push_retry: PushRetry,
+}
+
+/// Retries of a push to a registry: a registry that restarts or blips should cost a build a
+/// few seconds, not the build. Attempts are spaced `first_backoff`, then twice as long each
+/// time up to `max_backoff`, within the push's time limit; each failed attempt is a line in the
+/// build log. Pushes to local transports (`docker-archive:`) are not retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushRetry {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for PushRetry {
+    /// 4 attempts, waits of 2, 4 and 8 s: a registry back within ~15 s loses no build.
+    fn default() -> Self {
+        PushRetry {
+            attempts: 4,
+            first_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl PushRetry {
+    /// The wait after failed attempt `n` (1-based).
+    pub fn backoff(&self, n: u32) -> Duration {
+        let factor = 1u32 << n.saturating_sub(1).min(16);
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
 }
 
 impl Default for BuildahConfig {
@@ -177,6 +212,7 @@ impl Default for BuildahConfig {
             format: ImageFormat::Docker,
             pull: PullPolicy::Missing,
             kill_grace: DEFAULT_KILL_GRACE,
+            push_retry: PushRetry::default(),
         }
     }
 }
@@ -456,6 +492,9 @@ impl Buildah {
 
     /// Pushes a local image to `dest` (`host:port/repo:tag`, or any buildah transport such as
     /// `docker-archive:/path`) and returns the manifest digest buildah wrote to its digest file.
+    /// A push to a registry that fails is retried as [`BuildahConfig::push_retry`] says, each
+    /// failed attempt logged to `on_line`; when all fail, the error names the registry and the
+    /// last attempt's reason.
     pub async fn push(
         &self,
         image: &str,
@@ -466,6 +505,83 @@ impl Buildah {
     ) -> Result<Digest, EngineError> {
         check_name("image", image)?;
         check_name("destination", dest)?;
+        let Some(registry) = registry_of(dest) else {
+            return self
+                .push_once(image, dest, opts, cancel, &mut on_line)
+                .await;
+        };
+        let retry = self.config.push_retry;
+        let attempts = retry.attempts.max(1);
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let mut attempt = 1;
+        loop {
+            let this = PushOptions {
+                timeout: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+                ..opts.clone()
+            };
+            let err = match self
+                .push_once(image, dest, &this, cancel, &mut on_line)
+                .await
+            {
+                Ok(d) => {
+                    if attempt > 1 {
+                        on_line(&format!(
+                            "push to registry {registry} succeeded on attempt {attempt} of {attempts}"
+                        ));
+                    }
+                    return Ok(d);
+                }
+                Err(e) if !push_retryable(&e) => return Err(e),
+                Err(e) => e,
+            };
+            let EngineError::Failed {
+                reason,
+                status,
+                tail,
+            } = err
+            else {
+                return Err(err);
+            };
+            let wait = retry.backoff(attempt);
+            let out_of_time = deadline.is_some_and(|d| Instant::now() + wait >= d);
+            if attempt >= attempts || out_of_time {
+                let why = if out_of_time && attempt < attempts {
+                    " (no time left for another)"
+                } else {
+                    ""
+                };
+                return Err(EngineError::Failed {
+                    reason: format!(
+                        "push to registry {registry} failed after {attempt} attempt{}{why}: {reason}",
+                        if attempt == 1 { "" } else { "s" }
+                    ),
+                    status,
+                    tail,
+                });
+            }
+            on_line(&format!(
+                "push to registry {registry} failed (attempt {attempt} of {attempts}): {reason}; \
+                 retrying in {} s",
+                wait.as_secs_f64()
+            ));
+            tracing::warn!(%registry, attempt, attempts, %reason, "push failed; retrying");
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(EngineError::Canceled),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One `buildah push`.
+    async fn push_once(
+        &self,
+        image: &str,
+        dest: &str,
+        opts: &PushOptions<'_>,
+        cancel: &CancellationToken,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Digest, EngineError> {
         let digestfile = ScratchFile::new(self.scratch_dir(), "digest");
         let mut args: Vec<OsString> = vec![
             "push".into(),
@@ -487,7 +603,7 @@ impl Buildah {
                 Some(cancel),
                 opts.timeout,
                 false,
-                &mut on_line,
+                on_line,
             )
             .await?;
         check(&f, "buildah push")?;
@@ -538,6 +654,73 @@ impl Buildah {
             )
             .await?;
         check(&f, "buildah rm --all")
+    }
+
+    /// The working containers in this storage (`buildah containers --all --json`).
+    pub async fn containers(&self) -> Result<Vec<WorkingContainer>, EngineError> {
+        let f = self
+            .run(
+                "buildah containers",
+                vec!["containers".into(), "--all".into(), "--json".into()],
+                None,
+                Some(Duration::from_secs(120)),
+                true,
+                &mut |_| {},
+            )
+            .await?;
+        check(&f, "buildah containers")?;
+        if f.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice::<Option<Vec<WorkingContainer>>>(&f.stdout)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| EngineError::Output(format!("buildah containers printed bad JSON: {e}")))
+    }
+
+    /// Removes one working container by id (`buildah rm`).
+    pub async fn rm_container(&self, id: &str) -> Result<(), EngineError> {
+        check_name("container", id)?;
+        let f = self
+            .run(
+                "buildah rm",
+                vec!["rm".into(), id.into()],
+                None,
+                Some(Duration::from_secs(300)),
+                false,
+                &mut |_| {},
+            )
+            .await?;
+        check(&f, "buildah rm")
+    }
+
+    /// Processes still running buildah on this storage (`--root` is this config's root), with
+    /// everything below them: what a builder killed with SIGKILL leaves running, since each
+    /// buildah runs in a process group of its own. Empty without a private `--root`.
+    pub fn leftover_processes(&self) -> Vec<i32> {
+        let Some(root) = &self.config.root else {
+            return Vec::new();
+        };
+        let root = root.as_os_str().as_encoded_bytes();
+        let procs = list_processes();
+        let mut pids: Vec<i32> = procs
+            .iter()
+            .filter(|p| {
+                p.pid != std::process::id() as i32
+                    && p.argv.windows(2).any(|w| w[0] == b"--root" && w[1] == root)
+            })
+            .map(|p| p.pid)
+            .collect();
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            for p in &procs {
+                if p.ppid == parent && !pids.contains(&p.pid) {
+                    pids.push(p.pid);
+                }
+            }
+            i += 1;
+        }
+        pids
     }
 
     /// Removes a local image (`buildah rmi`); its cached layers stay while other images use them.
@@ -838,6 +1021,87 @@ fn one_line(s: &str) -> String {
         s.push('…');
     }
     s
+}
+
+/// One entry of `buildah containers --json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct WorkingContainer {
+    pub id: String,
+    /// True for buildah's own working containers (not podman's).
+    #[serde(default)]
+    pub builder: bool,
+    #[serde(default)]
+    pub containername: String,
+    #[serde(default)]
+    pub imagename: String,
+}
+
+struct ProcInfo {
+    pid: i32,
+    ppid: i32,
+    argv: Vec<Vec<u8>>,
+}
+
+/// Every process of the machine with its parent and argument vector, from `/proc`.
+fn list_processes() -> Vec<ProcInfo> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let (Ok(cmd), Ok(stat)) = (
+            std::fs::read(e.path().join("cmdline")),
+            std::fs::read_to_string(e.path().join("stat")),
+        ) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let argv = cmd
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        out.push(ProcInfo { pid, ppid, argv });
+    }
+    out
+}
+
+/// The registry (`host[:port]`) a push destination goes to, `None` for a local transport.
+fn registry_of(dest: &str) -> Option<&str> {
+    let rest = match dest.strip_prefix("docker://") {
+        Some(r) => r,
+        None if transport_ref(dest).starts_with("docker://") => dest,
+        None => return None,
+    };
+    rest.split('/').next().filter(|h| !h.is_empty())
+}
+
+/// Whether a failed push may succeed when tried again: any failure but the registry refusing
+/// our credentials or the push (retrying those only delays the same answer).
+fn push_retryable(e: &EngineError) -> bool {
+    let EngineError::Failed { reason, tail, .. } = e else {
+        return false;
+    };
+    let refused = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        [
+            "unauthorized",
+            "authentication required",
+            "denied",
+            "forbidden",
+        ]
+        .iter()
+        .any(|w| s.contains(w))
+    };
+    !refused(reason) && !tail.iter().any(|l| refused(l))
 }
 
 /// A buildah destination: `docker://` is added unless `dest` names a transport already.
@@ -1185,6 +1449,30 @@ mod tests {
         });
         s.finish(&mut |_| got += 1);
         assert_eq!(got, 3);
+    }
+
+    #[test]
+    fn push_retry_plan() {
+        let r = PushRetry::default();
+        let waits: Vec<u64> = (1..r.attempts).map(|n| r.backoff(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8]);
+        assert_eq!(r.backoff(10).as_secs(), 8);
+        assert_eq!(
+            registry_of("127.0.0.1:5000/ns/img:1"),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(registry_of("docker://reg.test/img:1"), Some("reg.test"));
+        assert_eq!(registry_of("docker-archive:/tmp/x.tar"), None);
+        let failed = |reason: &str| EngineError::Failed {
+            reason: reason.to_owned(),
+            status: Some(125),
+            tail: vec![],
+        };
+        assert!(push_retryable(&failed(
+            "pinging container registry 127.0.0.1:1: connect: connection refused"
+        )));
+        assert!(!push_retryable(&failed("authentication required")));
+        assert!(!push_retryable(&EngineError::Canceled));
     }
 
     #[test]

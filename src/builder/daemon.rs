@@ -27,6 +27,7 @@ use super::client::{ClientError, KojiClient, RetryPolicy, decode_args};
 use super::handlers::{Registry, TaskContext, TaskHandler};
 use super::logs::LogUploader;
 use super::process::{KILL_GRACE, ProcessTracker};
+use crate::build::engine::{Buildah, BuildahConfig};
 use crate::xmlrpc::{Fault, FaultCode, Struct, Value, wire};
 
 /// Koji task states (koji.TASK_STATES).
@@ -71,6 +72,9 @@ pub struct DaemonConfig {
     pub poll_interval: Duration,
     /// Take the exclusive session even if another session holds it.
     pub force_lock: bool,
+    /// The buildah storage of this builder's container builds, cleaned at startup of what a
+    /// killed run left behind (see [`clean_buildah_storage`]); `None` without container tasks.
+    pub buildah: Option<BuildahConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +214,9 @@ impl Daemon {
             Ok(Value::String(help)) => help.lines().next().is_some_and(|l| l.contains("wait")),
             _ => false,
         };
+        if let Some(b) = &cfg.buildah {
+            clean_buildah_storage(b, &cfg.user).await;
+        }
         // Leftovers of an earlier run: task directories go (their tasks are freed as stale),
         // unreported answers are re-sent.
         let mut pending = BTreeMap::new();
@@ -769,6 +776,116 @@ impl Daemon {
 
 /// Sends a finished task's answer: `host.closeTask` for a `<params>` answer, `host.failTask` for
 /// a `<fault>`.
+/// File in a buildah storage root naming the builder (host) that owns the storage.
+pub const STORAGE_OWNER_FILE: &str = "containerbuild-owner";
+
+/// What a builder killed during a build (SIGKILL, OOM, power loss) leaves in its buildah storage:
+/// buildah processes still running the build (they run in process groups of their own, so they
+/// outlive the daemon) and working containers with their root filesystems. At startup no task
+/// of this builder runs, so everything of that kind in its storage is a leftover: the processes
+/// are killed and buildah's working containers removed, before any task is taken.
+///
+/// Only storage this builder owns is touched: the first start writes the host name to
+/// [`STORAGE_OWNER_FILE`] in the storage root; a root naming another host (two builders given
+/// one `--buildah-root`), or buildah's shared default storage (no root configured), is left
+/// alone with a warning, since their containers may belong to a build running elsewhere.
+/// Failures are logged, never fatal: a leftover costs disk space, not correctness.
+pub async fn clean_buildah_storage(config: &BuildahConfig, host: &str) {
+    let Some(root) = &config.root else {
+        tracing::warn!(
+            host,
+            "buildah uses its default storage; leftover containers of killed builds are not removed"
+        );
+        return;
+    };
+    let marker = root.join(STORAGE_OWNER_FILE);
+    match tokio::fs::read_to_string(&marker).await {
+        Ok(owner) if owner.trim() == host => {}
+        Ok(owner) => {
+            tracing::warn!(
+                host,
+                owner = owner.trim(),
+                storage = %root.display(),
+                "buildah storage belongs to another builder; not cleaning it"
+            );
+            return;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let claimed = async {
+                tokio::fs::create_dir_all(root).await?;
+                write_atomic(&marker, &format!("{host}\n")).await
+            };
+            if let Err(e) = claimed.await {
+                tracing::warn!(host, storage = %root.display(), error = %e, "cannot mark the buildah storage as this builder's; not cleaning it");
+                return;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(host, file = %marker.display(), error = %e, "cannot read the buildah storage owner; not cleaning it");
+            return;
+        }
+    }
+    let buildah = Buildah::new(config.clone());
+    kill_leftover_processes(&buildah).await;
+    let containers = match buildah.containers().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(host, error = %e, "cannot list leftover buildah containers");
+            return;
+        }
+    };
+    for c in containers.iter().filter(|c| c.builder) {
+        match buildah.rm_container(&c.id).await {
+            Ok(()) => tracing::info!(
+                host,
+                container = %c.containername,
+                id = %c.id,
+                image = %c.imagename,
+                "removed a working container a killed build left behind"
+            ),
+            Err(e) => {
+                tracing::warn!(host, container = %c.containername, error = %e, "cannot remove a leftover buildah container")
+            }
+        }
+    }
+}
+
+/// SIGKILLs the buildah processes (and their children) still running on this storage, and
+/// waits a few seconds for them to be gone, so their containers are no longer in use.
+async fn kill_leftover_processes(buildah: &Buildah) {
+    let pids = buildah.leftover_processes();
+    if pids.is_empty() {
+        return;
+    }
+    tracing::info!(
+        ?pids,
+        "killing buildah processes a killed build left running"
+    );
+    for &pid in &pids {
+        // SAFETY: kill(2) on a pid read from /proc just now, of a process running buildah on
+        // this builder's own storage (or a child of one).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until && pids.iter().any(|p| is_running(*p)) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// True while `pid` exists and has not exited (an exited child waiting for init to reap it is
+/// a zombie, state `Z`).
+fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st != "Z"))
+        })
+        .unwrap_or(false)
+}
+
 async fn report(client: &KojiClient, task_id: i64, xml: &str) -> Outcome {
     let r = match wire::parse_response(xml.as_bytes()) {
         Ok(Ok(_)) => client.close_task(task_id, xml).await,
