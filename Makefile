@@ -3,6 +3,8 @@
 #   make test   system deps + stock koji CLI in .venv, release build, all tests
 #   make lint   rustfmt and clippy, warnings are errors
 #   make bench  every benchmark of the performance suite (BENCHMARKS.md), report in target/bench/
+#   make fuzz        every fuzz target for FUZZ_SECONDS (default 600) each (fuzz/README.md)
+#   make fuzz-smoke  every fuzz target for a few seconds, 60 s in all (what CI runs)
 #   make demo       hub + builder, registry and git daemon on 127.0.0.1 with state in .demo; builds
 #                   the fixture container with the stock koji CLI and leaves the services running
 #   make demo-stop  stop them (by pid file)
@@ -12,14 +14,21 @@ VENV         := $(CURDIR)/.venv
 KOJI_BIN     := $(VENV)/bin/koji
 BIN          := target/release/containerbuild
 TEST_THREADS ?= 2
+FUZZ_SECONDS ?= 600
 
-.PHONY: test lint bench demo demo-stop deps venv build
+.PHONY: test lint bench demo demo-stop deps venv build fuzz fuzz-smoke
 
 test: deps venv build
 	KOJI_BIN=$(KOJI_BIN) cargo test --release --no-fail-fast -- --test-threads=$(TEST_THREADS)
 
 bench: deps
 	@scripts/bench.sh
+
+fuzz:
+	@scripts/fuzz.sh long $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	@scripts/fuzz.sh smoke
 
 lint:
 	cargo fmt --check
