@@ -27,10 +27,6 @@ pub fn methods() -> Vec<Method> {
 }
 
 fn build_container(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
-    // make_task needs an owner: anonymous callers get Koji's text.
-    if ctx.auth.user_id().is_none() {
-        return Err(Fault::generic("task must have an owner"));
-    }
     let src = a.get("src").cloned().unwrap_or(Value::Nil);
     let target = a.get("target").cloned().unwrap_or(Value::Nil);
     let opts = match a.get("opts") {
@@ -46,6 +42,11 @@ fn build_container(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
             ));
         }
         priority = Some(PRIO_DEFAULT + p);
+    }
+    // make_task needs an owner: anonymous callers get Koji's text, after the plugin's priority
+    // check (so an anonymous high-priority request is refused for the priority, as in Koji).
+    if ctx.auth.user_id().is_none() {
+        return Err(Fault::generic("task must have an owner"));
     }
     let channel = match a.get("channel") {
         None if a.given("channel") => None,

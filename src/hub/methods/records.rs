@@ -1369,6 +1369,11 @@ fn pkglist_change_listed(ctx: &mut Ctx<'_>, a: &Args, block: Option<bool>) -> Re
     let tag = tag_strict(ctx, arg(a, "taginfo"))?;
     let (tag_id, tag_name) = (id_of(&tag), name_of(&tag));
     let (pkg_id, pkg_name) = lookup_strict(ctx, Named::Package, arg(a, "pkginfo"))?;
+    // Koji's pkglist_unblock asks the policy before it reads the listing, so a caller without
+    // the permission learns nothing about the entry; pkglist_block asks it in pkglist_add.
+    if block == Some(false) {
+        assert_package_list_policy(ctx)?;
+    }
     let listed = rec::package_list(
         ctx.db,
         &PkgListQuery {
@@ -1408,6 +1413,18 @@ fn pkglist_change_listed(ctx: &mut Ctx<'_>, a: &Args, block: Option<bool>) -> Re
     )
 }
 
+/// Koji's `assertLogin` plus its default `package_list` policy (`has_perm admin :: allow`,
+/// `has_perm tag :: allow`, `all :: deny ...`); the caller's user id.
+fn assert_package_list_policy(ctx: &Ctx<'_>) -> Result<i64, Fault> {
+    let user_id = ctx.user_id()?;
+    if !ctx.has_perm("tag")? {
+        return Err(Fault::not_allowed(
+            "policy violation (package_list): Only admin/tag can do this via default policy",
+        ));
+    }
+    Ok(user_id)
+}
+
 /// The arguments of `packageListAdd`.
 struct PkgListAdd<'a> {
     taginfo: &'a Value,
@@ -1435,12 +1452,7 @@ fn pkglist_add(ctx: &mut Ctx<'_>, a: PkgListAdd<'_>) -> Result<Value, Fault> {
         None => None,
     };
     let (force, update) = (a.force, a.update);
-    let user_id = ctx.user_id()?;
-    if !ctx.has_perm("tag")? {
-        return Err(Fault::not_allowed(
-            "policy violation (package_list): Only admin/tag can do this via default policy",
-        ));
-    }
+    let user_id = assert_package_list_policy(ctx)?;
     let (pkg_id, pkg_name) = match pkg {
         Some(p) => p,
         None => {

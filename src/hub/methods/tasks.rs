@@ -395,12 +395,14 @@ fn list_tasks(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     }
 }
 
-/// Koji's rule: the owner, the host running the task, or an admin may cancel.
+/// Koji's rule: the owner, the host running the task, or an admin may cancel. "Running" is
+/// Koji's `Task.verifyHost`: the task is OPEN on the caller's host; a task only ASSIGNED to it
+/// is not the host's to cancel (it may refuse it instead).
 fn may_cancel(ctx: &Ctx<'_>, t: &tasks::TaskCore) -> Result<(), Fault> {
     let uid = ctx.auth.user_id();
     let owner = uid == Some(t.owner);
     let host = match (uid, t.host_id) {
-        (Some(u), Some(h)) => {
+        (Some(u), Some(h)) if t.state == tasks::OPEN => {
             ctx.db
                 .query_row("SELECT user_id FROM hosts WHERE id = ?1", [h], |r| {
                     r.get::<_, i64>(0)
