@@ -397,8 +397,9 @@ fn pollers_builds_and_queue_under_load() {
             &[
                 string(&src),
                 string("f40-candidate"),
-                "<struct><member><name>scratch</name><value><boolean>1</boolean></value>\
-                 </member></struct>"
+                "<struct><member><name>scratch</name><value><boolean>1</boolean></value></member>\
+                 <member><name>git_branch</name><value><string>main</string></value></member>\
+                 </struct>"
                     .to_owned(),
             ],
         )
