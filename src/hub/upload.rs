@@ -470,7 +470,7 @@ async fn raw_upload(
     let _lock = tryf!(hub.uploads.try_lock(&path));
     let path2 = path.clone();
     let overwrite = p.overwrite;
-    let (file, start) = tryf!(
+    let (file, start, created) = tryf!(
         blocking(move || {
             let existing = existing_file(&path2)?;
             if existing.is_some() && offset == 0 && !overwrite {
@@ -497,10 +497,24 @@ async fn raw_upload(
                 f.seek(SeekFrom::Start(offset as u64))
                     .map_err(|e| io_fault("seek", &path2, e))?
             };
-            Ok((f, start))
+            Ok((f, start, existing.is_none()))
         })
         .await
     );
+    // After a failed write the file is cut back to where this request started; one this request
+    // created goes entirely, so the same upload can simply be sent again (a first chunk without
+    // `overwrite` is refused when the file exists).
+    let undo = |file: tokio::fs::File| {
+        let path = path.clone();
+        async move {
+            if created && start == 0 {
+                drop(file);
+                let _ = tokio::fs::remove_file(&path).await;
+            } else {
+                let _ = file.set_len(start).await;
+            }
+        }
+    };
 
     // Stream the body to disk, chunk by chunk.
     let mut file = tokio::fs::File::from_std(file);
@@ -535,12 +549,12 @@ async fn raw_upload(
         if let Err(e) = file.write_all(&data).await {
             // Cut off the part of this request that did land, so the file ends where this
             // request started: a retry at the same offset, or `checkUpload`, sees no torn tail.
-            let _ = file.set_len(start).await;
+            undo(file).await;
             return Ok(Err(io_fault("write", &path, e)));
         }
     }
     if let Err(e) = file.flush().await {
-        let _ = file.set_len(start).await;
+        undo(file).await;
         return Ok(Err(io_fault("write", &path, e)));
     }
     if !overwrite {

@@ -129,7 +129,21 @@ impl Hub {
         Self::start_inner(None, args)
     }
 
+    /// Like [`Hub::start_with_config`], but runs `prepare` on the (empty) data directory before
+    /// the admin user is created and the hub starts, e.g. to mount a small tmpfs there.
+    pub fn start_prepared(toml: &str, prepare: impl FnOnce(&Path)) -> Option<Hub> {
+        Self::start_inner_prepared(Some(toml), &[], prepare)
+    }
+
     fn start_inner(toml: Option<&str>, args: &[&str]) -> Option<Hub> {
+        Self::start_inner_prepared(toml, args, |_| {})
+    }
+
+    fn start_inner_prepared(
+        toml: Option<&str>,
+        args: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Option<Hub> {
         let koji = koji_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("containerbuild-test-")
@@ -153,6 +167,7 @@ impl Hub {
             hub.hub_config = Some(p);
         }
         std::fs::create_dir_all(hub.data_dir()).expect("create data dir");
+        prepare(&hub.data_dir());
         hub.write_config();
         hub.add_user_cli(ADMIN, &hub.password, true);
         hub.spawn();
@@ -336,6 +351,36 @@ impl Hub {
             .env("KOJI_PASSWORD", &self.password);
         self.client_env(&mut cmd);
         self.run_client(cmd, &format!("python script-{n}.py"))
+    }
+
+    /// Starts a Python script (venv interpreter, the environment of [`Hub::python`]) in the
+    /// background with stdout and stderr appended to `log`; the caller stops it by pid.
+    pub fn python_spawn(&self, script: &str, log: &Path) -> Child {
+        let python = self
+            .koji
+            .parent()
+            .expect("KOJI_BIN has a parent dir")
+            .join("python");
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("script-{n}.py"));
+        std::fs::write(&path, script).expect("write python script");
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open script log");
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = Command::new(python);
+        cmd.arg(&path)
+            .env("KOJI_URL", self.url())
+            .env("KOJI_USER", ADMIN)
+            .env("KOJI_PASSWORD", &self.password)
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        self.client_env(&mut cmd);
+        cmd.spawn().expect("spawn python script")
     }
 
     fn client_env(&self, cmd: &mut Command) {
