@@ -104,10 +104,12 @@ impl<'a> Parser<'a> {
             })?;
             let tok = match ev {
                 Event::Text(t) => {
+                    refuse_controls(&t, self.reader.buffer_position())?;
                     append(&mut text, t.xml10_content());
                     continue;
                 }
                 Event::CData(t) => {
+                    refuse_controls(&t, self.reader.buffer_position())?;
                     append(&mut text, t.into_inner());
                     continue;
                 }
@@ -115,7 +117,19 @@ impl<'a> Parser<'a> {
                     let c = if r.is_char_ref() {
                         r.resolve_char_ref()
                             .map_err(|e| ParseError(e.to_string()))?
-                            .ok_or_else(|| ParseError("bad character reference".into()))?
+                            .ok_or_else(|| ParseError("bad character reference".into()))
+                            .and_then(|c| {
+                                if forbidden_control(u32::from(c))
+                                    || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+                                {
+                                    err(format!(
+                                        "reference to invalid character number {:#x}",
+                                        u32::from(c)
+                                    ))
+                                } else {
+                                    Ok(c)
+                                }
+                            })?
                     } else {
                         let name = r.xml10_content();
                         match name.as_ref() {
@@ -346,6 +360,25 @@ impl<'a> Parser<'a> {
 }
 
 /// The element names of XML-RPC as static strings, anything else owned (it only ends in an error).
+/// XML 1.0 allows no control character but tab, newline and carriage return, raw or as a
+/// reference. expat (Koji's reader) refuses such a document, and the writer could not send the
+/// text back (it writes U+FFFD for them), so a request that carried one would be stored and
+/// answered changed.
+fn forbidden_control(c: u32) -> bool {
+    c < 0x20 && !matches!(c, 0x09 | 0x0a | 0x0d)
+}
+
+/// [`forbidden_control`] over raw text bytes (multi-byte UTF-8 sequences hold no byte below
+/// 0x80); `end` is the reader's position after the text.
+fn refuse_controls(raw: &str, end: u64) -> Result<(), ParseError> {
+    match raw.bytes().find(|&b| forbidden_control(u32::from(b))) {
+        None => Ok(()),
+        Some(b) => err(format!(
+            "not well-formed (invalid token): control character {b:#04x} in text before byte {end}"
+        )),
+    }
+}
+
 fn elem_name(raw: &str) -> Cow<'static, str> {
     const KNOWN: &[&str] = &[
         "value",
@@ -612,6 +645,30 @@ mod tests {
         let back = parse_call(xml.as_bytes()).expect("parses");
         assert_eq!(back.name, "echo");
         assert_eq!(back.params, params);
+    }
+
+    /// Found by the `xmlrpc_request` fuzz target: a method name (or any text) with a raw NUL
+    /// was accepted, then written back with U+FFFD in its place. expat refuses both forms.
+    #[test]
+    fn refuses_control_characters() {
+        let raw = b"<methodCall><methodName>ge\0\0stru\x010er</methodName></methodCall>";
+        let e = parse_call(raw).unwrap_err();
+        assert!(e.0.contains("control character 0x00"), "{e}");
+        let cdata = b"<methodCall><methodName>x</methodName><params><param><value>\
+<![CDATA[a\x1fb]]></value></param></params></methodCall>";
+        assert!(parse_call(cdata).unwrap_err().0.contains("0x1f"));
+        let reference = b"<methodResponse><params><param><value>a&#1;b</value></param>\
+</params></methodResponse>";
+        let e = parse_response(reference).unwrap_err();
+        assert!(e.0.contains("invalid character number 0x1"), "{e}");
+        assert!(parse_call(b"<methodCall><methodName>&#xFFFE;</methodName></methodCall>").is_err());
+        // Tab, newline and carriage return stay text, raw or as references.
+        let ok = b"<methodCall><methodName>x</methodName><params><param><value>a\t\n\r&#9;&#13;b\
+</value></param></params></methodCall>";
+        assert_eq!(
+            parse_call(ok).unwrap().params[0],
+            Value::str("a\t\n\n\t\rb")
+        );
     }
 
     #[test]
