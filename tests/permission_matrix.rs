@@ -542,6 +542,37 @@ fn matrix() -> Table {
         };
         t.cell(role, "CGInitBuild", json!(["cgtest", nvr]), none.clone(), e);
     }
+    // CGRefundBuild of bob's reservation: the access check comes before the build lookups.
+    for role in ROLES {
+        let e = match role {
+            Anon => fault(1002, "Not logged-in"),
+            Blocked => blocked(),
+            Other => ok(),
+            _ => cg_denied(),
+        };
+        t.cell(
+            role,
+            "CGRefundBuild",
+            json!(["cgtest", "${cg_build}", "${cg_token}"]),
+            none.clone(),
+            e,
+        );
+    }
+    // tagBuild: assertLogin before any lookup (a complete build to tag: tests/cg_import.rs).
+    t.cell(
+        Anon,
+        "tagBuild",
+        json!(["dest-tag", "cgpkg-1-r"]),
+        none.clone(),
+        login_required(),
+    );
+    t.cell(
+        Blocked,
+        "tagBuild",
+        json!(["dest-tag", "cgpkg-1-r"]),
+        none.clone(),
+        blocked(),
+    );
     // CGImport checks access (of the content generator every buildroot names) right after
     // reading the metadata.
     let meta =
@@ -766,10 +797,9 @@ const NOT_IN_MATRIX: &[(&str, &str)] = &[
         "the caller's own session: tests/koji_sessions.rs",
     ),
     (
-        "CGRefundBuild",
-        "needs the reservation token: tests/cg_import.rs",
+        "sslLogin",
+        "certificate logins, blocked users included: tests/koji_ssl.rs",
     ),
-    ("tagBuild", "needs a complete build: tests/cg_import.rs"),
 ];
 
 /// The driver: logs a session in per role, builds the objects the cells name, runs every cell
@@ -811,6 +841,8 @@ for name in ('alice', 'bob', 'pat', 'carol', ADMIN):
 for name in ('builder1', 'builder2'):
     V['hid_' + name] = adm.getHost(name)['id']
 adm.grantCGAccess('bob', 'cgtest', create=True)
+r = S['other'].CGInitBuild('cgtest', {'name': 'cgpkg', 'version': '1', 'release': 'r'})
+V['cg_build'], V['cg_token'] = r['build_id'], r['token']
 
 # Records.
 adm.createTag('build-tag')
