@@ -163,6 +163,13 @@ impl Dockerfile {
     /// Parse a Dockerfile. A syntax error is a BuildError with parse-dockerfile's text.
     pub fn parse(text: &str) -> Result<Dockerfile, Fault> {
         let d = parse(text).map_err(|e| build_error(format!("Cannot parse Dockerfile: {e}")))?;
+        // parse-dockerfile drops one leading UTF-8 byte order mark (as BuildKit does) and gives
+        // spans in the rest; ours index `text`, which keeps it.
+        let base = if text.starts_with('\u{feff}') {
+            '\u{feff}'.len_utf8()
+        } else {
+            0
+        };
         let escape = d
             .parser_directives
             .escape
@@ -179,7 +186,7 @@ impl Dockerfile {
             Some(Insn {
                 kind,
                 args: args.value.to_string(),
-                line: line_of(text, args.span.start),
+                line: line_of(text, base + args.span.start),
             })
         };
         let global_args = d
@@ -187,23 +194,23 @@ impl Dockerfile {
             .map(|a| Insn {
                 kind: Kind::Arg,
                 args: a.arguments.value.to_string(),
-                line: line_of(text, a.arguments.span.start),
+                line: line_of(text, base + a.arguments.span.start),
             })
             .collect();
         let stages = d
             .stages()
             .map(|s| {
-                let from_end = s
-                    .from
-                    .as_
-                    .as_ref()
-                    .map_or(s.from.image.span.end, |(_, n)| n.span.end);
+                let from_end = base
+                    + s.from
+                        .as_
+                        .as_ref()
+                        .map_or(s.from.image.span.end, |(_, n)| n.span.end);
                 StageData {
                     name: s.from.as_.as_ref().map(|(_, n)| n.value.to_lowercase()),
                     image: s.from.image.value.to_string(),
-                    image_span: s.from.image.span.clone(),
+                    image_span: base + s.from.image.span.start..base + s.from.image.span.end,
                     from_end,
-                    line: line_of(text, s.from.from.span.start),
+                    line: line_of(text, base + s.from.from.span.start),
                     insns: s.instructions.iter().filter_map(insn).collect(),
                 }
             })
@@ -1455,5 +1462,30 @@ mod tests {
         );
         assert_eq!(repository("r", None, "ns/app").unwrap(), "r/ns/app");
         assert_eq!(repository("r", None, "App").unwrap_err().code, 1005);
+    }
+
+    /// Found by the `dockerfile_labels` fuzz target: after a byte order mark every span was 3
+    /// bytes short, so editing the FROM line panicked inside a multi-byte character or cut the
+    /// wrong bytes.
+    #[test]
+    fn byte_order_mark_keeps_edits_in_place() {
+        assert_eq!(
+            replace_last_from("\u{feff}FROM v\u{feff}F\u{b}", "new:1").unwrap(),
+            "\u{feff}FROM new:1\u{b}"
+        );
+        let df = "\u{feff}FROM base:1 AS b\nLABEL name=x\nFROM b\nRUN true\n";
+        assert_eq!(
+            replace_last_from(df, "new:2").unwrap(),
+            "\u{feff}FROM new:2 AS b\nLABEL name=x\nFROM b\nRUN true\n"
+        );
+        assert_eq!(
+            add_release_env(df, "R", "3").unwrap(),
+            "\u{feff}FROM base:1 AS b\nENV R=\"3\"\nLABEL name=x\nFROM b\nENV R=\"3\"\nRUN true\n"
+        );
+        let e = Dockerfile::parse("\u{feff}FROM a\nLABEL \"\"=x\n")
+            .unwrap()
+            .labels()
+            .unwrap_err();
+        assert!(e.message.contains("line 2"), "{}", e.message);
     }
 }
