@@ -127,6 +127,11 @@ impl Ctx<'_> {
 
 const MULTICALL: &[&str] = &["multiCall", "system.multicall"];
 
+/// Most calls one multiCall may carry: they all run in one transaction, holding the hub's one
+/// writer for as long as they take. The koji CLI's largest batch is 10000
+/// (`ClientSession.multiCall(batch=10000)`); clients split longer lists with `batch=N`.
+pub const MAX_MULTICALL_CALLS: usize = 10_000;
+
 /// Methods a session locked out by another exclusive session may still call.
 const LOCK_EXEMPT: &[&str] = &["exclusiveSession", "login", "logout"];
 
@@ -148,7 +153,7 @@ pub fn handle(
     if body.len() > hub.config.max_request_length {
         return Reply::Done(wire::write_fault(&Fault::generic("Request too long")));
     }
-    let call = match wire::parse_call(body) {
+    let call = match wire::parse_request(body) {
         Ok(c) => c,
         Err(e) => {
             let f = Fault::generic(format!("Invalid request: {e}"));
@@ -321,6 +326,13 @@ fn multicall(
         }
         None => Vec::new(),
     };
+    if calls.len() > MAX_MULTICALL_CALLS {
+        return Err(Fault::parameter(format!(
+            "multiCall of {} calls exceeds the hub's multicall length limit of \
+             {MAX_MULTICALL_CALLS} calls; send them in batches (ClientSession.multiCall(batch=N))",
+            calls.len()
+        )));
+    }
     let any_write = calls.iter().any(|c| {
         c.as_struct()
             .and_then(|s| s.get("methodName"))

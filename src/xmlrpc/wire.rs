@@ -16,8 +16,41 @@ use quick_xml::events::Event;
 use super::fault::{Fault, FaultCode};
 use super::value::{Struct, Value};
 
-/// Deepest array/struct nesting a request may have; Koji's own data never comes close.
+/// Deepest array/struct nesting a document may have; Koji's own data never comes close.
 pub const MAX_DEPTH: usize = 64;
+
+/// What one request may hold beyond the hub's body limit (`max_request_length`). The body limit
+/// bounds memory; these bound the work a small body can cause and keep every value a handler
+/// sees of a size the hub was written for. Responses and the task requests the hub stored
+/// itself are read without them (`listTasks` answers and task results are legitimately big).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Items in one array. Above the koji CLI's largest multicall batch (10000).
+    pub max_array_items: usize,
+    /// `<member>` elements in one struct, repeated names included. Struct inserts are linear
+    /// (Koji structs have a few dozen members), so building a struct of n members costs n²/2
+    /// name comparisons: at 1000, a 4 MiB body of structs costs the hub tens of milliseconds;
+    /// unlimited, one struct of 100,000 members costs seconds.
+    pub max_struct_members: usize,
+    /// Bytes of one string, member name or other text, after entity decoding. CGImport's
+    /// metadata (a JSON string) is the biggest legitimate one.
+    pub max_string_bytes: usize,
+}
+
+impl Limits {
+    /// The limits the hub applies to every XML-RPC request (`plugin-spec/wire.md`).
+    pub const REQUEST: Limits = Limits {
+        max_array_items: 100_000,
+        max_struct_members: 1_000,
+        max_string_bytes: 16 * 1024 * 1024,
+    };
+    /// No limit but [`MAX_DEPTH`]: responses and stored documents.
+    pub const NONE: Limits = Limits {
+        max_array_items: usize::MAX,
+        max_struct_members: usize::MAX,
+        max_string_bytes: usize::MAX,
+    };
+}
 
 /// A parsed `<methodCall>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +91,7 @@ struct Parser<'a> {
     peeked: Option<Tok<'a>>,
     /// The element that ended a text run, held back while the text is returned.
     pending: Option<Tok<'a>>,
+    limits: Limits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +105,7 @@ enum Tok<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(body: &'a [u8]) -> Self {
+    fn new(body: &'a [u8], limits: Limits) -> Self {
         let mut reader = Reader::from_reader(body);
         let cfg = reader.config_mut();
         cfg.check_end_names = true;
@@ -80,6 +114,7 @@ impl<'a> Parser<'a> {
             reader,
             peeked: None,
             pending: None,
+            limits,
         }
     }
 
@@ -154,6 +189,13 @@ impl<'a> Parser<'a> {
                 Event::Eof => Tok::Eof,
             };
             if let Some(t) = text.take() {
+                let max = self.limits.max_string_bytes;
+                if t.len() > max {
+                    return err(format!(
+                        "a string of {} bytes exceeds the hub's string length limit of {max} bytes",
+                        t.len()
+                    ));
+                }
                 self.pending = Some(tok);
                 return Ok(Tok::Text(t));
             }
@@ -223,7 +265,9 @@ impl<'a> Parser<'a> {
 
     fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
         if depth > MAX_DEPTH {
-            return err(format!("values nested deeper than {MAX_DEPTH} levels"));
+            return err(format!(
+                "values nested deeper than {MAX_DEPTH} levels, the hub's nesting depth limit"
+            ));
         }
         if self.open("value")? {
             return Ok(Value::String(String::new()));
@@ -299,7 +343,16 @@ impl<'a> Parser<'a> {
                                     self.peeked = None;
                                     break;
                                 }
-                                _ => items.push(self.value(depth + 1)?),
+                                _ => {
+                                    let max = self.limits.max_array_items;
+                                    if items.len() == max {
+                                        return err(format!(
+                                            "an array has more than {max} items, the hub's \
+                                             array length limit"
+                                        ));
+                                    }
+                                    items.push(self.value(depth + 1)?)
+                                }
                             }
                         }
                     }
@@ -309,11 +362,20 @@ impl<'a> Parser<'a> {
             }
             "struct" => {
                 let mut s = Struct::new();
+                let mut members = 0usize;
                 if !empty {
                     loop {
                         match self.next_sig()? {
                             Tok::End(n) if n == "struct" => break,
                             Tok::Start(n) if n == "member" => {
+                                let max = self.limits.max_struct_members;
+                                members += 1;
+                                if members > max {
+                                    return err(format!(
+                                        "a struct has more than {max} members, the hub's struct \
+                                         member limit"
+                                    ));
+                                }
                                 let name_empty = self.open("name")?;
                                 let name = self.text_until_close("name", name_empty)?;
                                 let v = self.value(depth + 1)?;
@@ -424,9 +486,18 @@ fn describe(t: &Tok) -> String {
     }
 }
 
-/// Parses a `<methodCall>` request body.
+/// Parses a `<methodCall>` the hub stored itself (a task request): no limits but the depth.
 pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
-    let mut p = Parser::new(body);
+    parse_call_limited(body, Limits::NONE)
+}
+
+/// Parses a `<methodCall>` request body from a client, refusing anything over `limits`.
+pub fn parse_request(body: &[u8]) -> Result<MethodCall, ParseError> {
+    parse_call_limited(body, Limits::REQUEST)
+}
+
+fn parse_call_limited(body: &[u8], limits: Limits) -> Result<MethodCall, ParseError> {
+    let mut p = Parser::new(body, limits);
     p.open("methodCall")?;
     let empty = p.open("methodName")?;
     let name = p.text_until_close("methodName", empty)?.trim().to_string();
@@ -445,7 +516,7 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
 
 /// Parses a `<methodResponse>`: the value, or the fault it carries.
 pub fn parse_response(body: &[u8]) -> Result<Result<Value, Fault>, ParseError> {
-    let mut p = Parser::new(body);
+    let mut p = Parser::new(body, Limits::NONE);
     p.open("methodResponse")?;
     let out = match p.next_sig()? {
         Tok::Start(n) if n == "params" => {
@@ -481,7 +552,8 @@ pub fn parse_response(body: &[u8]) -> Result<Result<Value, Fault>, ParseError> {
     Ok(out)
 }
 
-/// Appends `s` with the escapes Python's marshaller uses.
+/// Appends `s` with the escapes Python's marshaller uses; control characters that XML 1.0
+/// forbids become U+FFFD (Python would write them raw, and no client could parse the answer).
 fn escape_into(out: &mut String, s: &str) {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -490,6 +562,9 @@ fn escape_into(out: &mut String, s: &str) {
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'\r' => "&#13;",
+            // Control characters XML 1.0 cannot carry at all, not even as references (a NUL in
+            // an upload name quoted by a fault): U+FFFD keeps the document well-formed.
+            0..=8 | 11 | 12 | 14..=31 => "\u{FFFD}",
             _ => continue,
         };
         out.push_str(&s[last..i]);
@@ -696,6 +771,66 @@ mod tests {
             deep.push_str("<value><array><data>");
         }
         assert!(parse_call(deep.as_bytes()).is_err());
+    }
+
+    fn call_with(param: &str) -> Vec<u8> {
+        format!("<methodCall><methodName>x</methodName><params><param>{param}</param></params></methodCall>")
+            .into_bytes()
+    }
+
+    #[test]
+    fn request_limits() {
+        let l = Limits::REQUEST;
+        let items = |n: usize| {
+            format!(
+                "<value><array><data>{}</data></array></value>",
+                "<value/>".repeat(n)
+            )
+        };
+        assert!(parse_request(&call_with(&items(l.max_array_items))).is_ok());
+        let e = parse_request(&call_with(&items(l.max_array_items + 1))).unwrap_err();
+        assert!(e.0.contains("more than 100000 items"), "{e}");
+        // Responses and stored requests are not limited.
+        assert!(parse_call(&call_with(&items(l.max_array_items + 1))).is_ok());
+
+        let members = |n: usize| {
+            let m: String = (0..n)
+                .map(|i| format!("<member><name>m{i}</name><value/></member>"))
+                .collect();
+            format!("<value><struct>{m}</struct></value>")
+        };
+        assert!(parse_request(&call_with(&members(l.max_struct_members))).is_ok());
+        let e = parse_request(&call_with(&members(l.max_struct_members + 1))).unwrap_err();
+        assert!(e.0.contains("more than 1000 members"), "{e}");
+        // Repeated names count too: each insert still compares against every member.
+        let repeated = format!(
+            "<value><struct>{}</struct></value>",
+            "<member><name>a</name><value/></member>".repeat(l.max_struct_members + 1)
+        );
+        assert!(parse_request(&call_with(&repeated)).is_err());
+
+        let big = "a".repeat(l.max_string_bytes + 1);
+        let e = parse_request(&call_with(&format!(
+            "<value><string>{big}</string></value>"
+        )))
+        .unwrap_err();
+        assert!(e.0.contains("a string of 16777217 bytes"), "{e}");
+        let e = parse_request(&call_with(&format!(
+            "<value><struct><member><name>{big}</name><value/></member></struct></value>"
+        )))
+        .unwrap_err();
+        assert!(e.0.contains("string length limit"), "{e}");
+        assert!(parse_request(&call_with(&format!("<value>{}</value>", &big[1..]))).is_ok());
+    }
+
+    #[test]
+    fn control_characters_stay_well_formed() {
+        let xml = write_fault(&Fault::generic("Invalid upload filename: f\0.txt\x01\t\n"));
+        let back = parse_response(xml.as_bytes()).expect("parses");
+        assert_eq!(
+            back.unwrap_err().message,
+            "Invalid upload filename: f\u{FFFD}.txt\u{FFFD}\t\n"
+        );
     }
 
     #[test]
