@@ -227,11 +227,48 @@ pub fn upload_path(
         check_user = false;
     }
     let mut udir = base.join("work");
-    for p in &parts {
-        udir.push(p);
-    }
     if create {
         std::fs::create_dir_all(&udir).map_err(|e| io_fault("mkdir", &udir, e))?;
+    }
+    // Component by component: a symlink planted below work/ (in a task or upload directory)
+    // is refused, never followed, so nothing is written or read outside the topdir.
+    for p in &parts {
+        udir.push(p);
+        match std::fs::symlink_metadata(&udir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Fault::generic(format!(
+                    "Invalid upload directory, {} is a symlink: {reldir}",
+                    udir.strip_prefix(&base).unwrap_or(&udir).display()
+                )));
+            }
+            Ok(_) => {
+                return Err(Fault::generic(format!(
+                    "Invalid upload directory, {} is not a directory: {reldir}",
+                    udir.strip_prefix(&base).unwrap_or(&udir).display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                // create_dir never follows a symlink put in its place meanwhile: it fails.
+                match std::fs::create_dir(&udir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let m = std::fs::symlink_metadata(&udir)
+                            .map_err(|e| io_fault("stat", &udir, e))?;
+                        if !m.is_dir() {
+                            return Err(Fault::generic(format!(
+                                "Invalid upload directory, not a directory: {reldir}"
+                            )));
+                        }
+                    }
+                    Err(e) => return Err(io_fault("mkdir", &udir, e)),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_fault("stat", &udir, e)),
+        }
+    }
+    if create {
         if check_user {
             let uid = auth
                 .user_id()
@@ -247,8 +284,11 @@ pub fn upload_path(
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner =
-                        std::fs::read_to_string(&u_fn).map_err(|e| io_fault("read", &u_fn, e))?;
+                    let mut owner = String::new();
+                    nofollow(OpenOptions::new().read(true))
+                        .open(&u_fn)
+                        .and_then(|mut f| f.read_to_string(&mut owner))
+                        .map_err(|e| io_fault("read", &u_fn, e))?;
                     if owner.trim().parse::<i64>().ok() != Some(uid) {
                         return Err(Fault::generic(format!(
                             "Invalid upload directory, not owner: {reldir}"
@@ -260,6 +300,13 @@ pub fn upload_path(
         }
     }
     Ok(udir.join(name))
+}
+
+/// `O_NOFOLLOW`: opening a destination that became a symlink after the checks fails (ELOOP)
+/// instead of writing or reading where the link points.
+fn nofollow(o: &mut OpenOptions) -> &mut OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    o.custom_flags(libc::O_NOFOLLOW)
 }
 
 /// Refuses symlinks and non-files; `Ok(Some(len))` for an existing file, `Ok(None)` for none.
@@ -479,13 +526,15 @@ async fn raw_upload(
                     path2.display()
                 )));
             }
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path2)
-                .map_err(|e| io_fault("open", &path2, e))?;
+            let mut f = nofollow(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+            )
+            .open(&path2)
+            .map_err(|e| io_fault("open", &path2, e))?;
             let start = if offset == -1 {
                 f.seek(SeekFrom::End(0))
                     .map_err(|e| io_fault("seek", &path2, e))?
@@ -723,13 +772,15 @@ fn upload_file(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         )));
     }
     let _lock = ctx.hub.uploads.try_lock(&fname)?;
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&fname)
-        .map_err(|e| io_fault("open", &fname, e))?;
+    let mut f = nofollow(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .open(&fname)
+    .map_err(|e| io_fault("open", &fname, e))?;
     let io = |what: &str, e: std::io::Error| io_fault(what, &fname, e);
     if offset == 0 || (offset == -1 && size == Some(contents.len() as i64)) {
         f.set_len(0).map_err(|e| io("truncate", e))?;
@@ -780,9 +831,15 @@ fn check_upload(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         false,
         a.opt_str("volume")?,
     )?;
-    let mut f = match File::open(&fname) {
+    let mut f = match nofollow(OpenOptions::new().read(true)).open(&fname) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Nil),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Fault::generic(format!(
+                "Not a regular file: {}",
+                fname.display()
+            )));
+        }
         Err(e) => return Err(io_fault("open", &fname, e)),
     };
     if ctx.hub.uploads.is_locked(&fname) {
