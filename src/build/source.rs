@@ -269,6 +269,13 @@ fn parse_url(url: &str) -> Result<ScmUrl, ScmError> {
         )));
     }
     let host = userhost.last().copied().unwrap_or_default().to_string();
+    // Not a Koji check: ssh takes a host or user that starts with `-` as an option
+    // (`-oProxyCommand=...`); git refuses such URLs too, this says why before git runs.
+    if host.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
+        return Err(invalid(format!(
+            "Invalid SCM URL: {url} . A host or user name must not start with '-'."
+        )));
+    }
 
     if path.is_empty() {
         return Err(invalid(format!(
@@ -930,13 +937,26 @@ impl Git {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ALLOW_PROTOCOL", "git:http:https:ssh")
-            .env("GIT_CONFIG_COUNT", "2")
-            .env("GIT_CONFIG_KEY_0", "credential.helper")
-            .env("GIT_CONFIG_VALUE_0", "")
-            .env("GIT_CONFIG_KEY_1", "core.askPass")
-            .env("GIT_CONFIG_VALUE_1", "")
-            .env("LC_ALL", "C")
+            // Only network transports: never file://, ext:: (runs a command) or fd::, also not
+            // for submodules; GIT_ALLOW_PROTOCOL overrides any protocol.* configuration.
+            .env("GIT_ALLOW_PROTOCOL", "git:http:https:ssh");
+        // Settings above every configuration file the builder's user may have: no credential
+        // prompts, and submodules are never fetched or updated (a `.gitmodules` entry could
+        // name a local repository or an internal host).
+        let config: [(&str, &str); 6] = [
+            ("credential.helper", ""),
+            ("core.askPass", ""),
+            ("protocol.allow", "never"),
+            ("submodule.recurse", "false"),
+            ("fetch.recurseSubmodules", "false"),
+            ("protocol.file.allow", "never"),
+        ];
+        cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
+        for (i, (k, v)) in config.iter().enumerate() {
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+                .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        }
+        cmd.env("LC_ALL", "C")
             .env_remove("GIT_ASKPASS")
             .env_remove("SSH_ASKPASS")
             .env_remove("SSH_ASKPASS_REQUIRE")
