@@ -16,6 +16,10 @@
 //! (`bud --layers`). Credentials reach buildah only as `--authfile <path>`; buildah's own
 //! environment overrides (`BUILDAH_ISOLATION`, `BUILDAH_FORMAT`, `BUILDAH_LAYERS`,
 //! `REGISTRY_AUTH_FILE`) are removed so the configuration here is what runs.
+//!
+//! A `bud` with chroot isolation runs inside a PID namespace of its own (`unshare`, see
+//! [`BuildahConfig::private_pid`]): chroot isolation gives RUN a mount namespace but shares the
+//! machine's PID namespace, so RUN would otherwise see the builder's processes in `/proc`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
@@ -35,6 +39,9 @@ use crate::xmlrpc::Fault;
 pub const FAULT_CONTAINER_ERROR: i32 = 2001;
 /// koji-containerbuild's `ContainerCancelled`.
 pub const FAULT_CONTAINER_CANCELLED: i32 = 2002;
+
+/// util-linux `unshare`, which gives `bud` its PID namespace ([`BuildahConfig::private_pid`]).
+const UNSHARE: &str = "unshare";
 
 /// Time between SIGTERM and SIGKILL on cancel or timeout.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
@@ -163,6 +170,13 @@ pub struct BuildahConfig {
     pub kill_grace: Duration,
     /// How a push to a registry is retried.
     pub push_retry: PushRetry,
+    /// Run `bud` inside a PID namespace of its own (`unshare --pid --fork --kill-child
+    /// --mount-proc`). buildah's chroot isolation gives a RUN instruction its own mount
+    /// namespace but not a PID namespace, and `--pid private` has no effect there: without this,
+    /// a Dockerfile's RUN sees every process of the machine in `/proc` (the builder's and the
+    /// hub's command lines included). With it, RUN sees only buildah and its own children.
+    /// Ignored for [`Isolation::Oci`], whose runtime makes the namespace itself.
+    pub private_pid: bool,
 }
 
 /// Retries of a push to a registry: a registry that restarts or blips should cost a build a
@@ -213,6 +227,7 @@ impl Default for BuildahConfig {
             pull: PullPolicy::Missing,
             kill_grace: DEFAULT_KILL_GRACE,
             push_retry: PushRetry::default(),
+            private_pid: true,
         }
     }
 }
@@ -749,7 +764,20 @@ impl Buildah {
     /// The command with the global options (storage, registries.conf) and environment.
     fn command(&self, args: Vec<OsString>) -> Result<tokio::process::Command, EngineError> {
         let c = &self.config;
-        let mut cmd = tokio::process::Command::new(&c.binary);
+        let wrap = c.private_pid
+            && c.isolation != Isolation::Oci
+            && args.first().is_some_and(|a| a == "bud");
+        let mut cmd = if wrap {
+            // unshare forks buildah as PID 1 of a new PID namespace and mounts a /proc of that
+            // namespace in a private mount namespace; buildah's chroot hands that /proc to RUN.
+            // --kill-child: if unshare dies (SIGKILL on cancel), the namespace dies with it.
+            let mut cmd = tokio::process::Command::new(UNSHARE);
+            cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+                .arg(&c.binary);
+            cmd
+        } else {
+            tokio::process::Command::new(&c.binary)
+        };
         if let Some(r) = &c.root {
             cmd.arg("--root").arg(r);
         }
