@@ -151,6 +151,16 @@ enum Command {
         /// TOML file with the same settings; command-line flags win.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PEM certificate chain of the hub: with --tls-key, --listen serves HTTPS.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// PEM CA that client certificates must chain to; enables `sslLogin` (koji's
+        /// `authtype = ssl`). Certificates stay optional for every other call.
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
         /// Builders to run in this process (hosts `<hostname>-builder<i>`, provisioned at start,
         /// talking to this hub over HTTP); 0 runs the hub only.
         #[arg(long, default_value_t = 1)]
@@ -168,9 +178,16 @@ enum Command {
         /// The host's user name (the host name in `koji list-hosts`).
         #[arg(long)]
         user: String,
-        /// File whose first line is the host's password.
+        /// File whose first line is the host's password (not needed with --cert).
+        #[arg(long, required_unless_present = "cert")]
+        password_file: Option<PathBuf>,
+        /// PEM file with the host's client certificate and its key (koji's `cert`): log in with
+        /// `sslLogin`; the certificate's CN must be the host's user name.
         #[arg(long)]
-        password_file: PathBuf,
+        cert: Option<PathBuf>,
+        /// PEM CA certificates the hub's HTTPS certificate must chain to (koji's `serverca`).
+        #[arg(long)]
+        serverca: Option<PathBuf>,
         /// Most tasks to run at once.
         #[arg(long, default_value_t = 10)]
         maxjobs: usize,
@@ -316,10 +333,18 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// `serve`'s TLS flags.
+struct TlsFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+}
+
 fn serve(
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     config: Option<PathBuf>,
+    tls: TlsFlags,
     builders: usize,
     container: ContainerArgs,
 ) -> Result<(), String> {
@@ -333,6 +358,19 @@ fn serve(
     if let Some(l) = listen {
         cfg.listen = l;
     }
+    cfg.tls_cert = tls.cert.or(cfg.tls_cert);
+    cfg.tls_key = tls.key.or(cfg.tls_key);
+    cfg.client_ca = tls.client_ca.or(cfg.client_ca);
+    // Checked before listening, so bad files fail the start with a clear message.
+    let https = containerbuild::hub::tls::from_config(&cfg)
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let pinned = match (&cfg.tls_cert, https) {
+        (Some(c), true) => {
+            Some(containerbuild::hub::tls::leaf_certificate(c).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -342,12 +380,13 @@ fn serve(
         let hub = Arc::new(Hub::new(cfg).map_err(|e| e.to_string())?);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("containerbuild hub listening on http://{addr}/kojihub");
+        let scheme = if https { "https" } else { "http" };
+        println!("containerbuild hub listening on {scheme}://{addr}/kojihub");
         println!("koji profile (put in ~/.koji/config or pass with -c FILE; log in with --user NAME --password PW):");
-        println!("[koji]\nserver = http://{addr}/kojihub\nweburl = http://{addr}/koji\ntopurl = http://{addr}/kojifiles\nauthtype = password");
-        tracing::info!(%addr, data_dir = %hub.config.data_dir.display(), "hub started");
+        println!("[koji]\nserver = {scheme}://{addr}/kojihub\nweburl = {scheme}://{addr}/koji\ntopurl = {scheme}://{addr}/kojifiles\nauthtype = password");
+        tracing::info!(%addr, data_dir = %hub.config.data_dir.display(), https, "hub started");
 
-        let embedded = provision_builders(&hub, addr, builders).await?;
+        let embedded = provision_builders(&hub, addr, builders, pinned).await?;
         let hub_stop = CancellationToken::new();
         let stop = hub_stop.clone();
         let signal_hub = hub.clone();
@@ -434,11 +473,13 @@ fn host_name() -> String {
 }
 
 /// Provisions `n` embedded builders (host user, fresh random password, host row, channels) and
-/// returns their daemon settings. They reach the hub over loopback HTTP like any other builder.
+/// returns their daemon settings. They reach the hub over loopback HTTP like any other builder
+/// (HTTPS when `pinned` holds the hub's own certificate, which they then accept and no other).
 async fn provision_builders(
     hub: &Arc<Hub>,
     addr: SocketAddr,
     n: usize,
+    pinned: Option<Vec<u8>>,
 ) -> Result<Vec<DaemonConfig>, String> {
     let host = host_name();
     let loopback = if addr.ip().is_unspecified() {
@@ -469,8 +510,9 @@ async fn provision_builders(
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot provision builder {name}: {e}"))?;
         tracing::info!(builder = %name, arch, "embedded builder provisioned");
+        let scheme = if pinned.is_some() { "https" } else { "http" };
         out.push(DaemonConfig {
-            hub_url: format!("http://{loopback}/kojihub"),
+            hub_url: format!("{scheme}://{loopback}/kojihub"),
             user: name.clone(),
             password,
             maxjobs: 10,
@@ -479,6 +521,10 @@ async fn provision_builders(
             // The password was just replaced, so no other daemon can hold this host's session.
             force_lock: true,
             buildah: None,
+            tls: containerbuild::builder::client::ClientTls {
+                pinned: pinned.clone(),
+                ..Default::default()
+            },
         });
     }
     Ok(out)
@@ -488,35 +534,19 @@ async fn provision_builders(
 fn builder(
     hub: String,
     user: String,
-    password_file: PathBuf,
+    password_file: Option<PathBuf>,
+    tls: containerbuild::builder::client::ClientTls,
     maxjobs: usize,
     workdir: Option<PathBuf>,
     poll_interval: f64,
     force_lock: bool,
     container: ContainerArgs,
 ) -> Result<(), String> {
-    let text = std::fs::read_to_string(&password_file).map_err(|e| {
-        format!(
-            "cannot read the password file {}: {e}",
-            password_file.display()
-        )
-    })?;
-    let password = text.lines().next().unwrap_or("").to_string();
-    if password.is_empty() {
-        return Err(format!(
-            "the password file {} is empty",
-            password_file.display()
-        ));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(m) = std::fs::metadata(&password_file)
-            && m.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(file = %password_file.display(), "the password file is readable by other users; chmod 600 it");
-        }
-    }
+    let password = match &password_file {
+        Some(f) => read_password_file(f)?,
+        // --cert: the daemon logs in with sslLogin.
+        None => String::new(),
+    };
     if !(poll_interval.is_finite() && poll_interval > 0.0 && poll_interval <= 3600.0) {
         return Err("--poll-interval must be between 0 and 3600 seconds".into());
     }
@@ -536,6 +566,7 @@ fn builder(
         poll_interval: Duration::from_secs_f64(poll_interval),
         force_lock,
         buildah,
+        tls,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -552,6 +583,33 @@ fn builder(
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+/// The first line of a builder's password file (warning when others may read it).
+fn read_password_file(password_file: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(password_file).map_err(|e| {
+        format!(
+            "cannot read the password file {}: {e}",
+            password_file.display()
+        )
+    })?;
+    let password = text.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        return Err(format!(
+            "the password file {} is empty",
+            password_file.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(m) = std::fs::metadata(password_file)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(file = %password_file.display(), "the password file is readable by other users; chmod 600 it");
+        }
+    }
+    Ok(password)
 }
 
 fn rpm_manifest(source: &str, layers: bool, format: &str, tls_verify: bool) -> Result<(), String> {
@@ -589,13 +647,29 @@ fn main() -> ExitCode {
             data_dir,
             listen,
             config,
+            tls_cert,
+            tls_key,
+            client_ca,
             builders,
             container,
-        } => serve(data_dir, listen, config, builders, container),
+        } => serve(
+            data_dir,
+            listen,
+            config,
+            TlsFlags {
+                cert: tls_cert,
+                key: tls_key,
+                client_ca,
+            },
+            builders,
+            container,
+        ),
         Command::Builder {
             hub,
             user,
             password_file,
+            cert,
+            serverca,
             maxjobs,
             workdir,
             poll_interval,
@@ -605,6 +679,11 @@ fn main() -> ExitCode {
             hub,
             user,
             password_file,
+            containerbuild::builder::client::ClientTls {
+                cert,
+                serverca,
+                pinned: None,
+            },
             maxjobs,
             workdir,
             poll_interval,

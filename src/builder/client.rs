@@ -7,16 +7,21 @@
 //! - keyword arguments travel as a trailing struct flagged `__starstar`;
 //! - faults are never retried (except ServerOffline); connection errors, HTTP errors and garbled
 //!   answers are, with a growing pause;
-//! - an expired session (AuthExpired, 1007) is renewed by logging in again with `renew=True`.
+//! - an expired session (AuthExpired, 1007) is renewed by logging in again with `renew=True`;
+//! - over HTTPS, a client certificate (koji's `cert`, certificate and key in one PEM file) is
+//!   presented on every connection, and `sslLogin` is posted to `<hub>/ssllogin`.
 //!
 //! Calls on one session are strictly sequential (one lock held for the whole call, retries
 //! included): the hub refuses a callnum lower than one it already recorded (SequenceError), so two
 //! overlapping calls on one session could fail each other. Concurrent work uses subsessions.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Mutex;
 
 use crate::xmlrpc::{Fault, FaultCode, Struct, Value, wire};
@@ -71,6 +76,149 @@ pub enum ClientError {
     /// The client has no session where one is needed.
     #[error("not logged in")]
     NotLoggedIn,
+    /// The TLS settings cannot be used (unreadable PEM files, no CA for an `https://` hub).
+    #[error("TLS settings: {0}")]
+    Tls(String),
+}
+
+/// How the client talks to an `https://` hub.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM file with the client certificate and its private key (koji's `cert`): presented on
+    /// every connection, and the identity [`KojiClient::ssl_login`] logs in with.
+    pub cert: Option<PathBuf>,
+    /// PEM CA certificates the hub's certificate must chain to (koji's `serverca`).
+    pub serverca: Option<PathBuf>,
+    /// DER of the one hub certificate to accept, whatever it names: an embedded builder talking
+    /// to its own hub over loopback, whose certificate names the public host, not 127.0.0.1.
+    pub pinned: Option<Vec<u8>>,
+}
+
+impl ClientTls {
+    fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.serverca.is_none() && self.pinned.is_none()
+    }
+}
+
+fn read_pem_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let bad = |e: String| ClientError::Tls(format!("{what} {}: {e}", path.display()));
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// The rustls settings for `tls` (ring provider): roots from `serverca` or the pinned
+/// certificate, and the client certificate when given.
+fn rustls_config(url: &str, tls: &ClientTls) -> Result<rustls::ClientConfig, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    let builder = match (&tls.pinned, &tls.serverca) {
+        (Some(der), _) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedServer {
+                der: der.clone(),
+                provider,
+            })),
+        (None, Some(ca)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in read_pem_certs("server CA", ca)? {
+                roots
+                    .add(c)
+                    .map_err(|e| ClientError::Tls(format!("server CA {}: {e}", ca.display())))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        (None, None) if url.starts_with("https:") => {
+            return Err(ClientError::Tls(format!(
+                "{url} is HTTPS: name the CA that signed the hub's certificate (--serverca)"
+            )));
+        }
+        (None, None) => builder.with_root_certificates(rustls::RootCertStore::empty()),
+    };
+    match &tls.cert {
+        Some(path) => {
+            let chain = read_pem_certs("client certificate", path)?;
+            let key = PrivateKeyDer::from_pem_file(path).map_err(|e| {
+                ClientError::Tls(format!(
+                    "client certificate {}: no private key ({e}); koji's cert file holds the \
+                     certificate and its key",
+                    path.display()
+                ))
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                ClientError::Tls(format!("client certificate {}: {e}", path.display()))
+            })
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Accepts exactly one server certificate (see [`ClientTls::pinned`]); signatures are still
+/// checked, so the peer must hold that certificate's key.
+#[derive(Debug)]
+struct PinnedServer {
+    der: Vec<u8>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.der.as_slice() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the hub presented a different certificate than the pinned one".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// Koji's exception class name for a fault code, as `koji.convertFault` would pick it.
@@ -149,9 +297,16 @@ struct State {
     session: Option<SessionInfo>,
     /// The callnum the next call sends.
     callnum: i64,
-    /// Password credentials for renewing an expired session.
-    creds: Option<(String, String)>,
+    /// How to renew an expired session.
+    creds: Option<Login>,
     exclusive: bool,
+}
+
+/// How the session was obtained, to renew it the same way.
+#[derive(Debug, Clone)]
+enum Login {
+    Password(String, String),
+    Certificate,
 }
 
 /// A Koji client for one session (or none, for anonymous calls).
@@ -209,16 +364,28 @@ enum Attempt {
 impl KojiClient {
     /// A client for the hub at `url` (e.g. `http://127.0.0.1:8480/kojihub`), not logged in.
     pub fn new(url: &str, retry: RetryPolicy) -> Result<KojiClient, ClientError> {
-        let http = reqwest::Client::builder()
+        Self::with_tls(url, retry, &ClientTls::default())
+    }
+
+    /// A client for the hub at `url` with TLS settings (an `https://` hub, a client
+    /// certificate), not logged in.
+    pub fn with_tls(
+        url: &str,
+        retry: RetryPolicy,
+        tls: &ClientTls,
+    ) -> Result<KojiClient, ClientError> {
+        let mut builder = reqwest::Client::builder()
             .user_agent("koji/1")
             .connect_timeout(Duration::from_secs(10))
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| ClientError::Transport {
-                url: url.to_string(),
-                attempts: 0,
-                detail: format!("cannot create the HTTP client: {e}"),
-            })?;
+            .timeout(REQUEST_TIMEOUT);
+        if !tls.is_empty() || url.starts_with("https:") {
+            builder = builder.use_preconfigured_tls(rustls_config(url, tls)?);
+        }
+        let http = builder.build().map_err(|e| ClientError::Transport {
+            url: url.to_string(),
+            attempts: 0,
+            detail: format!("cannot create the HTTP client: {e}"),
+        })?;
         Ok(Self::with_http(http, url, retry))
     }
 
@@ -271,7 +438,8 @@ impl KojiClient {
             Err(ClientError::Fault(f))
                 if f.code == FaultCode::AuthExpired as i32
                     && st.creds.is_some()
-                    && method != "login" =>
+                    && method != "login"
+                    && method != "sslLogin" =>
             {
                 tracing::info!(method, "session expired; renewing it");
                 self.renew_locked(&mut st).await?;
@@ -290,12 +458,25 @@ impl KojiClient {
         body: &str,
         retry: RetryPolicy,
     ) -> Result<Value, ClientError> {
+        self.send_locked_to(st, &self.url, method, body, retry)
+            .await
+    }
+
+    /// [`Self::send_locked`] to another URL of the hub (`sslLogin` goes to `<hub>/ssllogin`).
+    async fn send_locked_to(
+        &self,
+        st: &mut State,
+        url: &str,
+        method: &str,
+        body: &str,
+        retry: RetryPolicy,
+    ) -> Result<Value, ClientError> {
         let headers = Self::next_headers(st);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             match self
-                .send_once(&self.url, "text/xml", body.as_bytes().to_vec(), &headers)
+                .send_once(url, "text/xml", body.as_bytes().to_vec(), &headers)
                 .await
             {
                 Attempt::Answer(Ok(v)) => return Ok(v),
@@ -409,15 +590,61 @@ impl KojiClient {
         let sinfo = Self::parse_sinfo("login", &v)?;
         st.session = Some(sinfo.clone());
         st.callnum = 0;
-        st.creds = Some((user.to_string(), password.to_string()));
+        st.creds = Some(Login::Password(user.to_string(), password.to_string()));
+        st.exclusive = false;
+        Ok(sinfo)
+    }
+
+    /// Where the stock client posts `sslLogin`: `<hub>/ssllogin`.
+    fn ssllogin_url(&self) -> String {
+        format!("{}/ssllogin", self.url.trim_end_matches('/'))
+    }
+
+    /// `sslLogin(proxyuser=None)` with the client certificate of [`ClientTls::cert`] (kojid's
+    /// `ssl_login`); the client then carries the new session.
+    pub async fn ssl_login(&self) -> Result<SessionInfo, ClientError> {
+        let mut st = self.state.lock().await;
+        st.session = None;
+        let body = wire::write_call(
+            "sslLogin",
+            &encode_args(vec![], Struct::new().with("proxyuser", Value::Nil)),
+        );
+        let url = self.ssllogin_url();
+        let v = self
+            .send_locked_to(&mut st, &url, "sslLogin", &body, self.retry_policy())
+            .await?;
+        let sinfo = Self::parse_sinfo("sslLogin", &v)?;
+        st.session = Some(sinfo.clone());
+        st.callnum = 0;
+        st.creds = Some(Login::Certificate);
         st.exclusive = false;
         Ok(sinfo)
     }
 
     /// Renews an expired session in place (`login(..., renew=True, exclusive=...)`).
     async fn renew_locked(&self, st: &mut State) -> Result<(), ClientError> {
-        let Some((user, password)) = st.creds.clone() else {
-            return Err(ClientError::NotLoggedIn);
+        let (user, password) = match st.creds.clone() {
+            Some(Login::Password(u, p)) => (u, p),
+            Some(Login::Certificate) => {
+                let body = wire::write_call(
+                    "sslLogin",
+                    &encode_args(
+                        vec![],
+                        Struct::new()
+                            .with("proxyuser", Value::Nil)
+                            .with("renew", true)
+                            .with("exclusive", st.exclusive),
+                    ),
+                );
+                let url = self.ssllogin_url();
+                let v = self
+                    .send_locked_to(st, &url, "sslLogin", &body, self.retry_policy())
+                    .await?;
+                st.session = Some(Self::parse_sinfo("sslLogin", &v)?);
+                st.callnum = 0;
+                return Ok(());
+            }
+            None => return Err(ClientError::NotLoggedIn),
         };
         let body = wire::write_call(
             "login",

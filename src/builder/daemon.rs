@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::client::{ClientError, KojiClient, RetryPolicy, decode_args};
+use super::client::{ClientError, ClientTls, KojiClient, RetryPolicy, decode_args};
 use super::handlers::{Registry, TaskContext, TaskHandler};
 use super::logs::LogUploader;
 use super::process::{KILL_GRACE, ProcessTracker};
@@ -72,6 +72,9 @@ pub struct DaemonConfig {
     pub poll_interval: Duration,
     /// Take the exclusive session even if another session holds it.
     pub force_lock: bool,
+    /// HTTPS settings; with a client certificate the daemon logs in with `sslLogin` (as kojid
+    /// with `cert`) instead of the password.
+    pub tls: ClientTls,
     /// The buildah storage of this builder's container builds, cleaned at startup of what a
     /// killed run left behind (see [`clean_buildah_storage`]); `None` without container tasks.
     pub buildah: Option<BuildahConfig>,
@@ -185,7 +188,11 @@ impl Daemon {
         tokio::fs::create_dir_all(results_dir(&cfg.workdir))
             .await
             .map_err(wd)?;
-        let client = Arc::new(KojiClient::new(&cfg.hub_url, RetryPolicy::DAEMON)?);
+        let client = Arc::new(KojiClient::with_tls(
+            &cfg.hub_url,
+            RetryPolicy::DAEMON,
+            &cfg.tls,
+        )?);
         Self::login(&client, &cfg).await?;
         let echo = client.call("echo", vec![Value::str("OK")]).await?;
         if echo != Value::Array(vec![Value::str("OK")]) {
@@ -273,14 +280,16 @@ impl Daemon {
     }
 
     async fn login(client: &KojiClient, cfg: &DaemonConfig) -> Result<(), DaemonError> {
-        client
-            .login(&cfg.user, &cfg.password)
-            .await
-            .map_err(|source| DaemonError::Login {
-                url: cfg.hub_url.clone(),
-                user: cfg.user.clone(),
-                source,
-            })?;
+        let login = if cfg.tls.cert.is_some() {
+            client.ssl_login().await
+        } else {
+            client.login(&cfg.user, &cfg.password).await
+        };
+        login.map_err(|source| DaemonError::Login {
+            url: cfg.hub_url.clone(),
+            user: cfg.user.clone(),
+            source,
+        })?;
         match client.exclusive_session(cfg.force_lock).await {
             Ok(()) => Ok(()),
             Err(ClientError::Fault(f)) if f.code == FaultCode::AuthLock as i32 => {

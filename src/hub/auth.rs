@@ -33,6 +33,8 @@ pub struct Credentials {
     pub session_id: Option<String>,
     pub session_key: Option<String>,
     pub callnum: Option<String>,
+    /// The TLS connection's client certificate state; `None` over plain HTTP.
+    pub tls: Option<super::tls::TlsPeer>,
 }
 
 /// A validated session.
@@ -55,6 +57,8 @@ pub struct Auth {
     /// Another session of this user holds the exclusive lock.
     pub lock_error: bool,
     pub peer: Option<IpAddr>,
+    /// The connection's TLS state, for `sslLogin`.
+    pub tls: Option<super::tls::TlsPeer>,
 }
 
 impl Auth {
@@ -68,6 +72,7 @@ impl Auth {
     ) -> Result<Auth, Fault> {
         let mut auth = Auth {
             peer,
+            tls: creds.tls.clone(),
             ..Auth::default()
         };
         let (Some(id), Some(key)) = (&creds.session_id, &creds.session_key) else {

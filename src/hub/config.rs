@@ -39,6 +39,33 @@ pub struct Config {
     pub max_upload_size: u64,
     /// Most `host.getTasks(wait=N)` calls waiting at once; further callers get an answer at once.
     pub max_task_waiters: usize,
+    /// PEM certificate chain: with `tls_key`, `listen` serves HTTPS instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates client certificates are verified against; a client certificate is
+    /// then requested on every connection but required only by `sslLogin`.
+    pub client_ca: Option<PathBuf>,
+    /// Subject attribute that names the user in `sslLogin` (Koji's `DNUsernameComponent`).
+    pub dn_username_component: String,
+    /// `sslLogin` creates unknown users (Koji's `LoginCreatesUser`).
+    pub login_creates_user: bool,
+    /// Subject DNs (RFC 2253, as `SSL_CLIENT_S_DN`) allowed to log in as another user with
+    /// `sslLogin(proxyuser=...)` (Koji's `ProxyDNs`, there `|`-separated).
+    pub proxy_dns: Vec<String>,
+    /// A proxy may pass a `proxyauthtype` other than its own (Koji's `AllowProxyAuthType`).
+    pub allow_proxy_auth_type: bool,
+    /// Seconds a connection may take to send a request's headers (and a TLS handshake); 0 = no
+    /// limit. Cuts off clients that open connections and dribble bytes (slowloris).
+    pub header_read_timeout: f64,
+    /// Seconds a `/kojihub` request body may go without a byte arriving; 0 = no limit. An idle
+    /// limit, not a total one: a large `rawUpload` that keeps streaming is never cut.
+    pub body_idle_timeout: f64,
+    /// Failed `login`/`sslLogin` attempts per user, and per client address, within
+    /// `login_failure_window` after which further attempts are refused unchecked; 0 = no limit.
+    pub login_max_failures: u32,
+    /// Seconds a failed login attempt counts against its user and address.
+    pub login_failure_window: f64,
 }
 
 impl Default for Config {
@@ -59,6 +86,17 @@ impl Default for Config {
             capacity_overcommit: 5.0,
             max_upload_size: 64 << 30,
             max_task_waiters: 256,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            dn_username_component: "CN".to_string(),
+            login_creates_user: true,
+            proxy_dns: Vec::new(),
+            allow_proxy_auth_type: false,
+            header_read_timeout: 30.0,
+            body_idle_timeout: 60.0,
+            login_max_failures: 10,
+            login_failure_window: 300.0,
         }
     }
 }
@@ -82,6 +120,17 @@ pub struct FileConfig {
     pub capacity_overcommit: Option<f64>,
     pub max_upload_size: Option<u64>,
     pub max_task_waiters: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub dn_username_component: Option<String>,
+    pub login_creates_user: Option<bool>,
+    pub proxy_dns: Option<Vec<String>>,
+    pub allow_proxy_auth_type: Option<bool>,
+    pub header_read_timeout: Option<f64>,
+    pub body_idle_timeout: Option<f64>,
+    pub login_max_failures: Option<u32>,
+    pub login_failure_window: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,8 +189,19 @@ impl Config {
             max_jobs,
             capacity_overcommit,
             max_upload_size,
-            max_task_waiters
+            max_task_waiters,
+            dn_username_component,
+            login_creates_user,
+            proxy_dns,
+            allow_proxy_auth_type,
+            header_read_timeout,
+            body_idle_timeout,
+            login_max_failures,
+            login_failure_window
         );
+        c.tls_cert = f.tls_cert.or(c.tls_cert);
+        c.tls_key = f.tls_key.or(c.tls_key);
+        c.client_ca = f.client_ca.or(c.client_ca);
         Ok(c)
     }
 }

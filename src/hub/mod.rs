@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod files;
 pub mod methods;
 pub mod metrics;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
 pub mod tls;
@@ -35,6 +36,8 @@ pub struct Hub {
     pub metrics: metrics::Metrics,
     /// XML-RPC calls running at once (one read connection or the writer each); others queue.
     pub call_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Recent failed `login`/`sslLogin` attempts per user and address.
+    pub logins: ratelimit::LoginLimiter,
 }
 
 impl Hub {
@@ -52,6 +55,7 @@ impl Hub {
             call_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 crate::store::default_max_readers(),
             )),
+            logins: ratelimit::LoginLimiter::default(),
         })
     }
 

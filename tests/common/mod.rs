@@ -124,6 +124,11 @@ impl Hub {
         Self::start_inner(Some(toml), &[])
     }
 
+    /// [`Hub::start_with_args`] plus a `serve --config` TOML file.
+    pub fn start_with_args_and_config(args: &[&str], toml: &str) -> Option<Hub> {
+        Self::start_inner(Some(toml), args)
+    }
+
     /// Like [`Hub::start`], with extra `serve` arguments, e.g. `["--builders", "1"]`.
     pub fn start_with_args(args: &[&str]) -> Option<Hub> {
         Self::start_inner(None, args)
@@ -573,6 +578,14 @@ impl Hub {
             {
                 panic!("hub exited during startup ({st})\nlog:\n{}", self.log());
             }
+            // An HTTPS hub (`--tls-cert`) cannot be probed with plain HTTP: its start line
+            // says it listens.
+            if self.serve_args.iter().any(|a| a == "--tls-cert")
+                && TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+                && self.log().contains("listening on https://")
+            {
+                return;
+            }
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
                 && let Ok((200, _, body)) =
                     raw_http(self.addr(), "POST", "/kojihub", &[], probe.as_bytes())
@@ -980,6 +993,17 @@ impl BuilderProc {
             .stderr(err)
             .spawn()
             .expect("spawn builder");
+        BuilderProc {
+            child: Some(child),
+            name: name.to_owned(),
+            log,
+            workdir,
+        }
+    }
+
+    /// A builder the test started itself (e.g. with `--cert` instead of a password), stopped
+    /// like the others when dropped.
+    pub fn adopt(child: Child, name: &str, log: PathBuf, workdir: PathBuf) -> BuilderProc {
         BuilderProc {
             child: Some(child),
             name: name.to_owned(),

@@ -11,6 +11,10 @@ use super::{query_opts, shape};
 
 /// `koji.AUTHTYPES['NORMAL']`: password logins.
 const AUTHTYPE_NORMAL: i64 = 0;
+/// `koji.AUTHTYPES['SSL']`: client certificate logins.
+const AUTHTYPE_SSL: i64 = 2;
+/// `koji.AUTHTYPES['GSSAPI']`: a proxy may name it as `proxyauthtype`.
+const AUTHTYPE_GSSAPI: i64 = 3;
 
 pub fn methods() -> Vec<Method> {
     vec![
@@ -25,6 +29,18 @@ pub fn methods() -> Vec<Method> {
             ],
             "Log in with a user name and password; returns {session-id, session-key, header-auth}.",
             login,
+        ),
+        Method::write(
+            "sslLogin",
+            params![
+                opt("proxyuser", "None"),
+                opt("proxyauthtype", "None"),
+                opt("renew", "False"),
+                opt("exclusive", "None")
+            ],
+            "Log in with the TLS client certificate (user = its DN component, CN by default); \
+             returns {session-id, session-key, header-auth}.",
+            ssl_login,
         ),
         Method::write(
             "logout",
@@ -193,19 +209,27 @@ fn login(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
         Some(Value::String(p)) if !p.is_empty() => p.as_str(),
         _ => return Err(bad()),
     };
+    let (hub, peer) = (ctx.hub, ctx.auth.peer);
+    // Throttled before the password is looked at, so guessing costs the guesser time.
+    hub.logins.check(&hub.config, Some(user), peer)?;
+    let failed = || {
+        hub.logins.failed(&hub.config, Some(user), peer);
+        bad()
+    };
     if a.flag("renew", false) {
         // An expired session renews in place: same id, fresh key (the client retries its call).
         if let Some(expired) = ctx.auth.expired.take() {
-            let u = users::get(ctx.db, &UserRef::Id(expired.user_id))?.ok_or_else(bad)?;
+            let u = users::get(ctx.db, &UserRef::Id(expired.user_id))?.ok_or_else(failed)?;
             if u.name != user
                 || !u
                     .password_hash
                     .as_deref()
                     .is_some_and(|h| users::verify_password(h, password))
             {
-                return Err(bad());
+                return Err(failed());
             }
             check_login_allowed(&u)?;
+            hub.logins.succeeded(user, peer);
             let key = sessions::renew(ctx.db, expired.id)?;
             return Ok(sinfo(expired.id, key));
         }
@@ -213,19 +237,125 @@ fn login(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
     if ctx.auth.logged_in.is_some() {
         return Err(Fault::auth("Already logged in"));
     }
-    let u = users::get(ctx.db, &UserRef::Name(user))?.ok_or_else(bad)?;
+    let u = users::get(ctx.db, &UserRef::Name(user))?.ok_or_else(failed)?;
     if !u
         .password_hash
         .as_deref()
         .is_some_and(|h| users::verify_password(h, password))
     {
-        return Err(bad());
+        return Err(failed());
     }
     check_login_allowed(&u)?;
+    hub.logins.succeeded(user, peer);
     let ip = ctx.auth.peer.map(|p| p.to_string());
     let (id, key) = sessions::create(ctx.db, u.id, AUTHTYPE_NORMAL, ip.as_deref(), None)?;
     if a.flag("exclusive", false) {
         make_exclusive(ctx, id, u.id, false)?;
+    }
+    Ok(sinfo(id, key))
+}
+
+/// Koji's `sslLogin` (kojihub/auth.py) with the hub's own TLS in place of Apache's `mod_ssl`:
+/// the verified client certificate's DN component names the user (created when
+/// `login_creates_user`), `proxyuser` is honoured for `proxy_dns` only, blocked users are
+/// refused, `renew` renews an expired session in place and `exclusive` makes the new session
+/// exclusive.
+fn ssl_login(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
+    let (hub, peer) = (ctx.hub, ctx.auth.peer);
+    let cfg = &hub.config;
+    if ctx.auth.logged_in.is_some() {
+        return Err(Fault::auth("Already logged in"));
+    }
+    hub.logins.check(cfg, None, peer)?;
+    // mod_ssl's SSL_CLIENT_VERIFY: unset over plain HTTP (Python prints None), NONE when the
+    // client sent no certificate. A certificate that did not verify never gets this far: the
+    // TLS handshake refuses it.
+    let cert = match &ctx.auth.tls {
+        None => {
+            hub.logins.failed(cfg, None, peer);
+            return Err(Fault::auth("could not verify client: None"));
+        }
+        Some(t) => match &t.client {
+            None => {
+                hub.logins.failed(cfg, None, peer);
+                return Err(Fault::auth("could not verify client: NONE"));
+            }
+            Some(c) => c.clone(),
+        },
+    };
+    let component = cfg.dn_username_component.as_str();
+    let Some(mut username) = cert.component(component).map(str::to_string) else {
+        hub.logins.failed(cfg, None, peer);
+        return Err(Fault::auth(format!(
+            "unable to get user information ({component}) from client certificate"
+        )));
+    };
+    let mut authtype = AUTHTYPE_SSL;
+    if let Some(proxyuser) = a.get("proxyuser").filter(|v| v.truthy()) {
+        if !cfg.proxy_dns.iter().any(|dn| dn.trim() == cert.dn) {
+            hub.logins.failed(cfg, Some(&username), peer);
+            return Err(Fault::auth(format!(
+                "{} is not authorized to login other users",
+                cert.dn
+            )));
+        }
+        username = match proxyuser {
+            Value::String(s) => s.clone(),
+            other => describe(other),
+        };
+        if let Some(pat) = a.get("proxyauthtype").filter(|v| !matches!(v, Value::Nil)) {
+            let pat = pat.as_int();
+            if !cfg.allow_proxy_auth_type && pat != Some(authtype) {
+                return Err(Fault::auth(
+                    "Proxy must use same auth mechanism as hub (behaviour can be overriden via \
+                     AllowProxyAuthType hub option)",
+                ));
+            }
+            match pat {
+                Some(t) if t == AUTHTYPE_GSSAPI || t == AUTHTYPE_SSL => authtype = t,
+                _ => {
+                    return Err(Fault::auth(format!(
+                        "Proxied authtype {} is not valid for sslLogin",
+                        a.get("proxyauthtype").map(describe).unwrap_or_default()
+                    )));
+                }
+            }
+        }
+    }
+    hub.logins.check(cfg, Some(&username), peer)?;
+    let user = match users::get(ctx.db, &UserRef::Name(&username))? {
+        Some(u) => u,
+        None if cfg.login_creates_user => {
+            let id = users::create(
+                ctx.db,
+                &username,
+                users::STATUS_NORMAL,
+                users::USERTYPE_NORMAL,
+                None,
+                None,
+            )?;
+            tracing::info!(user = %username, dn = %cert.dn, "sslLogin created the user");
+            users::get(ctx.db, &UserRef::Id(id))?
+                .ok_or_else(|| Fault::internal("the new user vanished"))?
+        }
+        None => {
+            hub.logins.failed(cfg, Some(&username), peer);
+            return Err(Fault::auth(format!("Unknown user: {username}")));
+        }
+    };
+    check_login_allowed(&user)?;
+    hub.logins.succeeded(&username, peer);
+    if a.flag("renew", false)
+        && let Some(expired) = ctx.auth.expired.take()
+        && expired.user_id == user.id
+    {
+        let key = sessions::renew(ctx.db, expired.id)?;
+        return Ok(sinfo(expired.id, key));
+    }
+    let ip = peer.map(|p| p.to_string());
+    let (id, key) = sessions::create(ctx.db, user.id, authtype, ip.as_deref(), None)?;
+    if a.flag("exclusive", false) {
+        make_exclusive(ctx, id, user.id, false)?;
     }
     Ok(sinfo(id, key))
 }
