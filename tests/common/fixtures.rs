@@ -220,6 +220,42 @@ impl TestRegistry {
         self.port
     }
 
+    /// Stops the registry (SIGTERM, SIGKILL after 5 s), keeping its storage and port for
+    /// [`TestRegistry::start_again`]: a registry that is down.
+    pub fn stop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+
+    /// Starts the stopped registry again on the same port and storage, and waits until it
+    /// answers.
+    pub fn start_again(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .expect("open registry log");
+        let log2 = log.try_clone().expect("clone log file handle");
+        self.child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start docker-registry: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while http_status(self.port, "GET", "/v2/") != Some(200) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("docker-registry exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not answer again on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `127.0.0.1:PORT`, what image references and `--registry` take.
     pub fn host_port(&self) -> String {
         format!("127.0.0.1:{}", self.port)
