@@ -168,7 +168,7 @@ fn request_limits_over_raw_http() {
 
 /// The most expensive request the limits allow to parse: a 4 MiB body (the default
 /// `max_request_length`) of structs at the member limit, every name distinct (struct inserts
-/// compare with every member so far, n²/2 per struct). It must be answered quickly.
+/// compare with every member so far, n²/2 per struct): about 5·10⁷ comparisons in all.
 #[test]
 fn worst_case_struct_flood_is_cheap() {
     let hub = hub!();
@@ -190,7 +190,9 @@ fn worst_case_struct_flood_is_cheap() {
         params.len(),
         body.len()
     );
-    assert!(took < Duration::from_secs(3), "struct flood took {took:?}");
+    // Generous for a loaded 2-core machine: what it catches is the quadratic blow-up of
+    // unlimited structs (one 100,000-member struct is 5·10⁹ name comparisons, minutes).
+    assert!(took < Duration::from_secs(30), "struct flood took {took:?}");
 }
 
 /// Python helpers for the upload test: sessions, a raw `rawUpload` POST, `expect_fault`.
