@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::fixtures::{Fixtures, GitServer, TestRegistry, buildah_cmd, run_ok, tools_present};
 use common::{ADMIN, BuilderProc, Hub, assert_contains, task_state, wait_for};
+use std::collections::BTreeSet;
 
 // ---------------------------------------------------------------------------------------------
 // 1. The hub killed during writes
@@ -707,4 +708,343 @@ fn disk_full_gives_a_clear_fault_and_recovers() {
     );
     drop(db);
     drop(guard);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2 and 3. Builds: a builder killed during a build, a registry down during the push
+
+const CLOSED: i64 = 2;
+const FAILED: i64 = 5;
+const TARGET: &str = "f40-candidate";
+
+/// Hub, registry, fixtures (base image in the registry), git daemon, and one builder `b1` with
+/// its own buildah storage.
+struct BuildSetup {
+    hub: Hub,
+    registry: TestRegistry,
+    fixtures: Fixtures,
+    git: GitServer,
+    builder: Option<BuilderProc>,
+    buildah_root: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn build_setup() -> Option<BuildSetup> {
+    if !tools_present() {
+        return None;
+    }
+    let hub = Hub::start()?;
+    let registry = TestRegistry::start();
+    let fixtures = Fixtures::build(&registry.host_port());
+    let git = GitServer::start(&fixtures.repos_dir);
+    hub.koji_ok(&["add-tag", "--arches", "x86_64", "f40-build"]);
+    hub.koji_ok(&["add-tag", "f40"]);
+    hub.koji_ok(&["add-target", TARGET, "f40-build", "f40"]);
+    hub.koji_ok(&["add-pkg", "--owner", ADMIN, "f40", "crash-container"]);
+    let tmp = tempfile::Builder::new()
+        .prefix("cb-crash-")
+        .tempdir()
+        .expect("tempdir");
+    let buildah_root = tmp.path().join("buildah-b1");
+    let mut s = BuildSetup {
+        hub,
+        registry,
+        fixtures,
+        git,
+        builder: None,
+        buildah_root,
+        _tmp: tmp,
+    };
+    common::register_host(&s.hub, "b1", &["x86_64"]);
+    s.hub
+        .koji_ok(&["grant-cg-access", "b1", "atomic-reactor", "--new"]);
+    s.start_builder();
+    Some(s)
+}
+
+impl BuildSetup {
+    /// Starts b1; `--force-lock`, since a killed b1's exclusive session is still on the hub.
+    fn start_builder(&mut self) {
+        let reg = self.registry.host_port();
+        let root = self.buildah_root.to_str().expect("utf-8 path").to_owned();
+        self.builder = Some(BuilderProc::spawn(
+            &self.hub,
+            "b1",
+            &[
+                "--registry",
+                &reg,
+                "--registry-insecure",
+                "--buildah-root",
+                &root,
+                "--force-lock",
+            ],
+        ));
+    }
+
+    fn builder_log(&self) -> String {
+        std::fs::read_to_string(self.hub.dir().join("builder-b1.log")).unwrap_or_default()
+    }
+
+    /// A scratch build of a one-commit repo whose RUN prints `marker` and sleeps `secs`.
+    fn submit_sleeping(&self, repo: &str, marker: &str, secs: u32) -> i64 {
+        let src = self.fixtures.one_commit_repo(
+            &self.git,
+            repo,
+            &[(
+                "Dockerfile",
+                &format!(
+                    "FROM {}\nLABEL com.redhat.component=crash-container name=crash version=1\n\
+                     RUN echo {marker} && sleep {secs}\n",
+                    self.fixtures.base_ref()
+                ),
+            )],
+        );
+        let out = self.hub.koji_ok(&[
+            "call",
+            "--python",
+            "buildContainer",
+            &format!("'{src}'"),
+            &format!("'{TARGET}'"),
+            "{'git_branch': 'main', 'scratch': True}",
+        ]);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("buildContainer answer {out:?}: {e}"))
+    }
+
+    /// The parent's `x86_64.log` (the child's copied in as it grows), read from the topdir.
+    fn build_log(&self, id: i64) -> String {
+        std::fs::read_to_string(
+            self.hub
+                .data_dir()
+                .join("topdir")
+                .join(format!("work/tasks/{}/{id}/x86_64.log", id % 10000)),
+        )
+        .unwrap_or_default()
+    }
+
+    fn wait_log(&self, id: i64, needle: &str, secs: u64) {
+        wait_for(
+            Duration::from_secs(secs),
+            &format!("{needle:?} in the log of task {id}"),
+            || self.build_log(id).contains(needle).then_some(()),
+        );
+    }
+
+    fn wait_end(&self, id: i64) -> i64 {
+        wait_for(
+            Duration::from_secs(300),
+            &format!("task {id} to end"),
+            || {
+                let (st, _) = task_state(&self.hub, id);
+                (st >= 2 && st != 4).then_some(st)
+            },
+        )
+    }
+
+    /// `RESULT <repr>` or `FAULT <code> <text>` of a finished task.
+    fn outcome(&self, id: i64) -> String {
+        self.hub.python_ok(&format!(
+            r#"
+import koji, os
+s = koji.ClientSession(os.environ['KOJI_URL'])
+try:
+    print('RESULT', repr(s.getTaskResult({id})))
+except Exception as e:
+    print('FAULT', getattr(e, 'faultCode', None), getattr(e, 'faultString', e))
+"#
+        ))
+    }
+
+    /// The working containers in b1's buildah storage, as `buildah containers --json` lists them.
+    fn containers(&self) -> Vec<serde_json::Value> {
+        let out = run_ok(buildah_cmd(&self.buildah_root).args(["containers", "--all", "--json"]));
+        if out.trim().is_empty() || out.trim() == "null" {
+            return Vec::new();
+        }
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("buildah containers: {e}: {out}"))
+    }
+}
+
+/// Pids of processes whose argument vector has `--root <root>` (buildah on that storage).
+fn buildah_pids(root: &Path) -> Vec<u32> {
+    let want = root.as_os_str().as_encoded_bytes();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if argv.windows(2).any(|w| w[0] == b"--root" && w[1] == want) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Processes a test found running; SIGKILLed by pid when dropped if still there.
+struct Strays(Vec<u32>);
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            if running(p) {
+                // SAFETY: signals a process this test saw running buildah on its own storage.
+                unsafe {
+                    libc::kill(p as i32, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// kill -9 of the builder, and of its build's buildah processes, while `buildah bud` runs a RUN
+/// step (a crash of the machine's build): working containers stay in the builder's storage
+/// (real `buildah containers`: at least one). When the builder starts again it removes them
+/// (none of those ids left), says so in its log, and writes its host name to the storage's
+/// owner file. The task the killed builder held is freed
+/// (`host.getHostTasks` answers for a task the new run does not know) and built again to
+/// CLOSED. (Freeing after `host_timeout` and finishing on another builder is
+/// `tests/builder_failover.rs`.)
+#[test]
+fn killed_builder_leftover_containers_are_removed_at_restart() {
+    let Some(mut s) = build_setup() else { return };
+    let id = s.submit_sleeping("killed", "crash-run-started", 20);
+    s.wait_log(id, "crash-run-started", 180);
+    let storage = s.buildah_root.join("storage");
+    let orphans = wait_for(Duration::from_secs(30), "buildah running the RUN", || {
+        let p = buildah_pids(&storage);
+        (!p.is_empty()).then_some(p)
+    });
+    let _strays = Strays(orphans.clone());
+    if let Some(b) = s.builder.as_mut() {
+        b.kill_hard();
+    }
+    // The build's own processes die too, as in a machine crash (a live orphan would also get
+    // SIGPIPE at its next line of output to the dead builder): SIGKILL by pid.
+    for &p in &orphans {
+        if running(p) {
+            // SAFETY: signals a buildah process of this test's own builder storage, by pid.
+            unsafe {
+                libc::kill(p as i32, libc::SIGKILL);
+            }
+        }
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "the build's processes to die",
+        || orphans.iter().all(|p| !running(*p)).then_some(()),
+    );
+    let before = s.containers();
+    assert!(
+        !before.is_empty(),
+        "a killed build leaves working containers"
+    );
+    let ids: BTreeSet<String> = before
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+
+    // Restart: leftovers go before any task is taken.
+    let log_before = s.builder_log().len();
+    s.start_builder();
+    wait_for(
+        Duration::from_secs(60),
+        "the restarted builder to clean its storage",
+        || {
+            let log = s.builder_log();
+            log[log_before.min(log.len())..]
+                .contains("builder started")
+                .then_some(())
+        },
+    );
+    let log = s.builder_log()[log_before..].to_owned();
+    assert_contains(
+        &log,
+        "removed a working container a killed build left behind",
+        "builder log",
+    );
+    assert!(
+        orphans.iter().all(|p| !running(*p)),
+        "leftover buildah processes still run: {orphans:?}"
+    );
+    let left: Vec<String> = s
+        .containers()
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .filter(|i| ids.contains(i))
+        .collect();
+    assert!(left.is_empty(), "leftover containers not removed: {left:?}");
+    assert_eq!(
+        std::fs::read_to_string(s.buildah_root.join("storage/containerbuild-owner"))
+            .unwrap_or_default()
+            .trim(),
+        "b1",
+        "owner file"
+    );
+    // The task is built again and finishes.
+    assert_eq!(s.wait_end(id), CLOSED, "{}", s.outcome(id));
+}
+
+/// A registry that is down when the build pushes: `buildah push` is retried (4 attempts, 2, 4
+/// and 8 s apart), each failed attempt a line of the build log, then the task fails with
+/// ContainerError 2001 naming the registry and the last error (connection refused). With the
+/// registry started again during the backoff, the same build pushes on a later attempt and
+/// the task is CLOSED.
+#[test]
+fn registry_down_during_push_is_retried_then_a_clear_fault() {
+    let Some(mut s) = build_setup() else { return };
+    let reg = s.registry.host_port();
+
+    // Down for good.
+    let id = s.submit_sleeping("regdown", "crash-push-soon", 3);
+    s.wait_log(id, "crash-push-soon", 180);
+    s.registry.stop();
+    let t = Instant::now();
+    assert_eq!(s.wait_end(id), FAILED);
+    let failed_after = t.elapsed();
+    let out = s.outcome(id);
+    assert_contains(&out, "FAULT 2001 Image build failed.", "fault");
+    assert_contains(
+        &out,
+        &format!("push to registry {reg} failed after 4 attempts"),
+        "fault names the registry",
+    );
+    assert_contains(&out, "connection refused", "fault has the last error");
+    let log = s.build_log(id);
+    for n in 1..=3 {
+        assert_contains(
+            &log,
+            &format!("push to registry {reg} failed (attempt {n} of 4)"),
+            "build log",
+        );
+    }
+
+    // Back during the backoff.
+    s.registry.start_again();
+    let id = s.submit_sleeping("regback", "crash-push-later", 3);
+    s.wait_log(id, "crash-push-later", 180);
+    s.registry.stop();
+    s.wait_log(id, "failed (attempt 1 of 4)", 120);
+    s.registry.start_again();
+    assert_eq!(s.wait_end(id), CLOSED, "{}", s.outcome(id));
+    let log = s.build_log(id);
+    assert_contains(&log, "succeeded on attempt", "build log");
+    eprintln!(
+        "registry down: the build failed {:.1} s after the registry stopped",
+        failed_after.as_secs_f64()
+    );
 }
