@@ -236,6 +236,7 @@ fn run_cannot_read_builder_credentials_and_has_own_namespaces() {
         "buildContainer",
         &format!("'{src}'"),
         &format!("'{TARGET}'"),
+        "{'git_branch': 'main'}",
     ]);
     let id: i64 = out.trim().parse().expect("task id");
     let state = wait_for(Duration::from_secs(600), "the build to end", || {
