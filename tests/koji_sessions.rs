@@ -691,12 +691,21 @@ fn grant_and_revoke_permissions() {
     );
     let (code, out, _) = hub.koji_as("alice", &pw, &["call", "hasPerm", "newperm"]);
     assert_eq!((code, out.trim()), (0, "True"));
-    // Admin implies every permission unless strict.
-    assert_eq!(hub.koji_ok(&["call", "hasPerm", "newperm"]).trim(), "True");
+    // As Koji's API: the exact permission only (admin implies it in checks, not in hasPerm);
+    // strict=True faults on a permission nobody defined.
+    assert_eq!(hub.koji_ok(&["call", "hasPerm", "newperm"]).trim(), "False");
+    assert_eq!(hub.koji_ok(&["call", "hasPerm", "admin"]).trim(), "True");
     assert_eq!(
         hub.koji_ok(&["call", "hasPerm", "newperm", "strict=True"])
             .trim(),
         "False"
+    );
+    let (code, _, err) = hub.koji(&["call", "hasPerm", "nosuchperm", "strict=True"]);
+    assert_ne!(code, 0);
+    assert_contains(
+        &err,
+        "No such permission nosuchperm defined",
+        "strict hasPerm",
     );
 }
 

@@ -122,7 +122,7 @@ pub fn methods() -> Vec<Method> {
         Method::read(
             "hasPerm",
             params![req("perm"), opt("strict", "False")],
-            "Whether the logged-in user has a permission (admin implies all unless strict).",
+            "Whether the logged-in user holds exactly this permission; strict=True faults on an undefined one.",
             has_perm,
         ),
         Method::read(
@@ -640,12 +640,14 @@ fn get_user_perms_inheritance(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Faul
     Ok(Value::Struct(s))
 }
 
+/// Koji's API answers for the exact permission: admin implies others only in the checks
+/// (`assertPerm`), not here; `strict` only makes an undefined permission a fault.
 fn has_perm(ctx: &mut Ctx<'_>, a: &Args) -> Result<Value, Fault> {
-    Ok(Value::Bool(ctx.auth.has_perm(
-        ctx.db,
-        a.str("perm")?,
-        a.flag("strict", false),
-    )?))
+    let perm = a.str("perm")?;
+    if a.flag("strict", false) && users::perm_id(ctx.db, perm)?.is_none() {
+        return Err(Fault::generic(format!("No such permission {perm} defined")));
+    }
+    Ok(Value::Bool(ctx.auth.has_perm(ctx.db, perm, true)?))
 }
 
 fn get_all_perms(ctx: &mut Ctx<'_>, _: &Args) -> Result<Value, Fault> {
