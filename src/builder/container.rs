@@ -526,8 +526,11 @@ async fn build(
             user_warnings.extend(warnings.iter().filter_map(Value::as_str).map(str::to_owned));
         }
         let mut list_digest: Option<(String, String)> = None;
+        // One arch: the child's manifest by digest, not by the child's tag. A parent run again
+        // (its host died) gets its finished child back from `host.subtask` (same label), and
+        // that child pushed under the first run's unique tag, not this run's.
         let source_tag = if let [only] = entries.as_slice() {
-            registry::arch_tag(&unique, &only.arch)
+            only.digest.as_str().to_owned()
         } else {
             let info = client
                 .put_manifest_list(&name_path, &unique, &entries)

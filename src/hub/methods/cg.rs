@@ -1185,10 +1185,22 @@ impl Importer<'_, '_> {
             build.name, build.version, build.release
         ));
         if std::fs::symlink_metadata(&build_dir).is_ok() {
-            return Err(Fault::generic(format!(
-                "Destination directory already exists: {}",
-                build_dir.display()
-            )));
+            // prep_build has ruled out a finished build of this NVR, and only an import writes
+            // under packages/, inside its write transaction: the directory is what an import
+            // that died before its commit (a kill, a power cut) moved there. Koji would refuse
+            // the retry forever; the files belong to no build, so they go.
+            tracing::warn!(dir = %build_dir.display(), "removing the files of an import that never committed");
+            let removed = if build_dir.is_dir() {
+                std::fs::remove_dir_all(&build_dir)
+            } else {
+                std::fs::remove_file(&build_dir)
+            };
+            removed.map_err(|e| {
+                Fault::generic(format!(
+                    "Destination directory already exists: {} (and cannot be removed: {e})",
+                    build_dir.display()
+                ))
+            })?;
         }
         self.build_dir = Some(build_dir.clone());
         let build_id = self.get_build(&build)?;
