@@ -268,35 +268,33 @@ pub fn upload_path(
             Err(e) => return Err(io_fault("stat", &udir, e)),
         }
     }
-    if create {
-        if check_user {
-            let uid = auth
-                .user_id()
-                .ok_or_else(|| Fault::not_allowed("you must be logged-in to upload a file"))?;
-            let u_fn = udir.join(".user");
-            match OpenOptions::new().write(true).create_new(true).open(&u_fn) {
-                Ok(mut f) => {
-                    if let Err(e) = f.write_all(uid.to_string().as_bytes()) {
-                        // An empty owner file would refuse this user's every later upload
-                        // here ("not owner"), e.g. after a full disk got space again.
-                        let _ = std::fs::remove_file(&u_fn);
-                        return Err(io_fault("write", &u_fn, e));
-                    }
+    if create && check_user {
+        let uid = auth
+            .user_id()
+            .ok_or_else(|| Fault::not_allowed("you must be logged-in to upload a file"))?;
+        let u_fn = udir.join(".user");
+        match OpenOptions::new().write(true).create_new(true).open(&u_fn) {
+            Ok(mut f) => {
+                if let Err(e) = f.write_all(uid.to_string().as_bytes()) {
+                    // An empty owner file would refuse this user's every later upload
+                    // here ("not owner"), e.g. after a full disk got space again.
+                    let _ = std::fs::remove_file(&u_fn);
+                    return Err(io_fault("write", &u_fn, e));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let mut owner = String::new();
-                    nofollow(OpenOptions::new().read(true))
-                        .open(&u_fn)
-                        .and_then(|mut f| f.read_to_string(&mut owner))
-                        .map_err(|e| io_fault("read", &u_fn, e))?;
-                    if owner.trim().parse::<i64>().ok() != Some(uid) {
-                        return Err(Fault::generic(format!(
-                            "Invalid upload directory, not owner: {reldir}"
-                        )));
-                    }
-                }
-                Err(e) => return Err(io_fault("create", &u_fn, e)),
             }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mut owner = String::new();
+                nofollow(OpenOptions::new().read(true))
+                    .open(&u_fn)
+                    .and_then(|mut f| f.read_to_string(&mut owner))
+                    .map_err(|e| io_fault("read", &u_fn, e))?;
+                if owner.trim().parse::<i64>().ok() != Some(uid) {
+                    return Err(Fault::generic(format!(
+                        "Invalid upload directory, not owner: {reldir}"
+                    )));
+                }
+            }
+            Err(e) => return Err(io_fault("create", &u_fn, e)),
         }
     }
     Ok(udir.join(name))
