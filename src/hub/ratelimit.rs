@@ -53,6 +53,17 @@ fn limits(c: &Config) -> Option<Limits> {
     })
 }
 
+/// Seconds to wait when `failures` (oldest first) hold `max` or more within the window: until
+/// enough of them leave it that one more attempt is allowed.
+fn over_limit<T>(failures: &[(Instant, T)], l: &Limits, now: Instant) -> Option<u64> {
+    let recent: Vec<Instant> = failures
+        .iter()
+        .map(|e| e.0)
+        .filter(|t| now.duration_since(*t) < l.window)
+        .collect();
+    (recent.len() >= l.max).then(|| wait_secs(recent[recent.len() - l.max], l.window, now))
+}
+
 /// Whole seconds until `oldest` leaves the window (at least 1).
 fn wait_secs(oldest: Instant, window: Duration, now: Instant) -> u64 {
     let until = (oldest + window).saturating_duration_since(now);
@@ -71,34 +82,18 @@ impl LoginLimiter {
         let mut g = self.lock();
         g.sweep(now, l.window);
         if let Some(u) = user
-            && let Some(v) = g.by_user.get(u)
+            && let Some(wait) = g.by_user.get(u).and_then(|v| over_limit(v, &l, now))
         {
-            let recent: Vec<Instant> = v
-                .iter()
-                .map(|e| e.0)
-                .filter(|t| now.duration_since(*t) < l.window)
-                .collect();
-            if recent.len() >= l.max {
-                let wait = wait_secs(recent[recent.len() - l.max], l.window, now);
-                return Err(Fault::auth(format!(
-                    "too many failed logins for user {u}; wait {wait} s before trying again"
-                )));
-            }
+            return Err(Fault::auth(format!(
+                "too many failed logins for user {u}; wait {wait} s before trying again"
+            )));
         }
         if let Some(ip) = ip
-            && let Some(v) = g.by_ip.get(&ip)
+            && let Some(wait) = g.by_ip.get(&ip).and_then(|v| over_limit(v, &l, now))
         {
-            let recent: Vec<Instant> = v
-                .iter()
-                .map(|e| e.0)
-                .filter(|t| now.duration_since(*t) < l.window)
-                .collect();
-            if recent.len() >= l.max {
-                let wait = wait_secs(recent[recent.len() - l.max], l.window, now);
-                return Err(Fault::auth(format!(
-                    "too many failed logins from {ip}; wait {wait} s before trying again"
-                )));
-            }
+            return Err(Fault::auth(format!(
+                "too many failed logins from {ip}; wait {wait} s before trying again"
+            )));
         }
         Ok(())
     }
