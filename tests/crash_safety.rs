@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::fixtures::{Fixtures, GitServer, TestRegistry, buildah_cmd, run_ok, tools_present};
-use common::{ADMIN, BuilderProc, Hub, assert_contains, task_state, wait_for};
+use common::fixtures::{Fixtures, GitServer, TestRegistry, buildah_cmd, run_ok};
+use common::{ADMIN, BuilderProc, Hub, assert_contains, build_env, task_state, wait_for};
 use std::collections::BTreeSet;
 
 // ---------------------------------------------------------------------------------------------
@@ -730,16 +730,7 @@ struct BuildSetup {
 }
 
 fn build_setup() -> Option<BuildSetup> {
-    if !tools_present() {
-        return None;
-    }
-    let hub = Hub::start()?;
-    let registry = TestRegistry::start();
-    let fixtures = Fixtures::build(&registry.host_port());
-    let git = GitServer::start(&fixtures.repos_dir);
-    hub.koji_ok(&["add-tag", "--arches", "x86_64", "f40-build"]);
-    hub.koji_ok(&["add-tag", "f40"]);
-    hub.koji_ok(&["add-target", TARGET, "f40-build", "f40"]);
+    let (hub, registry, fixtures, git) = build_env(TARGET)?;
     hub.koji_ok(&["add-pkg", "--owner", ADMIN, "f40", "crash-container"]);
     let tmp = tempfile::Builder::new()
         .prefix("cb-crash-")

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use common::fixtures::{Fixtures, GitServer, TestRegistry, tools_present};
-use common::{ADMIN, BuilderProc, Hub, fault_code, fault_string};
+use common::build_env;
+use common::{ADMIN, BuilderProc, fault_code, fault_string};
 
 const FREE: i64 = 0;
 const CLOSED: i64 = 2;
@@ -340,10 +340,7 @@ fn strip_params(resp: &str) -> &str {
 
 #[test]
 fn pollers_builds_and_queue_under_load() {
-    if !tools_present() {
-        return;
-    }
-    let Some(hub) = Hub::start() else {
+    let Some((hub, registry, fixtures, git)) = build_env("f40-candidate") else {
         return;
     };
     let seconds = env_u64("LOAD_SECONDS", 30);
@@ -352,12 +349,6 @@ fn pollers_builds_and_queue_under_load() {
     let builds_in_flight = env_u64("LOAD_BUILDS", 4) as usize;
     let queued = env_u64("LOAD_QUEUED", 20) as usize;
 
-    let registry = TestRegistry::start();
-    let fixtures = Fixtures::build(&registry.host_port());
-    let git = GitServer::start(&fixtures.repos_dir);
-    hub.koji_ok(&["add-tag", "--arches", "x86_64", "f40-build"]);
-    hub.koji_ok(&["add-tag", "f40"]);
-    hub.koji_ok(&["add-target", "f40-candidate", "f40-build", "f40"]);
     hub.koji_ok(&["add-pkg", "--owner", ADMIN, "f40", "plain-container"]);
     let tmp = tempfile::Builder::new()
         .prefix("cb-load-")

@@ -1067,3 +1067,27 @@ pub fn result_json(out: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no RESULT line in:\n{out}"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad RESULT json {line}: {e}"))
 }
+
+/// The environment every build test starts from: a hub, a registry holding the fixture base
+/// image, the dist-git fixtures served by `git daemon`, tags `f40-build` (x86_64) and `f40`
+/// and `target` between them. `None` when the tools or the koji CLI are missing outside CI.
+pub fn build_env(
+    target: &str,
+) -> Option<(
+    Hub,
+    fixtures::TestRegistry,
+    fixtures::Fixtures,
+    fixtures::GitServer,
+)> {
+    if !fixtures::tools_present() {
+        return None;
+    }
+    let hub = Hub::start()?;
+    let registry = fixtures::TestRegistry::start();
+    let fixtures = fixtures::Fixtures::build(&registry.host_port());
+    let git = fixtures::GitServer::start(&fixtures.repos_dir);
+    hub.koji_ok(&["add-tag", "--arches", "x86_64", "f40-build"]);
+    hub.koji_ok(&["add-tag", "f40"]);
+    hub.koji_ok(&["add-target", target, "f40-build", "f40"]);
+    Some((hub, registry, fixtures, git))
+}
